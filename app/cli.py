@@ -1,0 +1,126 @@
+"""The `dais` command: serve, migrate, demo, create-organiser."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+
+from app.db import make_engine, make_sessionmaker
+from app.errors import DomainError
+from app.migrate import upgrade
+from app.settings import Settings
+
+
+async def _load_demo(settings: Settings) -> list[str]:
+    from app.demo import demo_invite_links, demo_password, load_demo
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            event = await load_demo(db, settings)
+            links = await demo_invite_links(db, settings, event)
+    finally:
+        await engine.dispose()
+    base = settings.base_url.rstrip("/")
+    from app.demo import ORGANISER_EMAIL
+
+    lines = [
+        f"  Event:              {base}/e/{event.slug}",
+        f"  API documentation:  {base}/docs",
+        f"  Organiser sign-in:  {base}/organiser  ({ORGANISER_EMAIL} / {demo_password(settings)})",
+    ]
+    lines += [f"  {link.label + ':':<40}{link.url}" for link in links]
+    return lines
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    if args.host != "127.0.0.1" or args.port != 8000:
+        os.environ.setdefault("DAIS_BASE_URL", f"http://{args.host}:{args.port}")
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    print(f"Dais: database ready ({settings.resolved_database_url.split('://')[0]})", flush=True)
+    if args.demo:
+        print("Dais: demo event loaded. Open these links (invite links work once):")
+        print("\n".join(asyncio.run(_load_demo(settings))), flush=True)
+    print(f"Dais: serving on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="info",
+        proxy_headers=False,
+    )
+
+
+def _migrate(_: argparse.Namespace) -> None:
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    print("Dais: database migrated to the latest version.")
+
+
+def _demo(_: argparse.Namespace) -> None:
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    print("\n".join(asyncio.run(_load_demo(settings))))
+
+
+async def _create_organiser(settings: Settings, email: str, name: str, password: str) -> None:
+    from app.people.service import create_organiser
+
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            await create_organiser(db, email=email, name=name, password=password)
+    finally:
+        await engine.dispose()
+
+
+def _organiser(args: argparse.Namespace) -> None:
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    password = args.password or os.environ.get("DAIS_ORGANISER_PASSWORD")
+    if not password:
+        password = getpass.getpass("Password (at least 10 characters): ")
+    try:
+        asyncio.run(_create_organiser(settings, args.email, args.name, password))
+    except DomainError as error:
+        sys.exit(f"dais: {error.message}")
+    print(f"Dais: organiser {args.email} created; sign in at {settings.base_url}/organiser")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="dais", description="Dais, a live conference platform.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate the database, then serve Dais")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="load the demo event and print links")
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="bring the database to the latest version").set_defaults(
+        run=_migrate
+    )
+    commands.add_parser("demo", help="load the demo event and print its links").set_defaults(
+        run=_demo
+    )
+    organiser = commands.add_parser("create-organiser", help="add an organiser account")
+    organiser.add_argument("--email", required=True)
+    organiser.add_argument("--name", required=True)
+    organiser.add_argument("--password", help="default: $DAIS_ORGANISER_PASSWORD, else asked")
+    organiser.set_defaults(run=_organiser)
+
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Request dependencies as `Annotated` aliases: the database session, settings, who is asking."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.service import Principal, require_organiser, resolve_token
+from app.errors import Unauthorized
+from app.people.models import Organiser
+from app.settings import Settings
+
+COOKIE = "dais_session"
+
+
+async def _db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DbSession = Annotated[AsyncSession, Depends(_db)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+
+
+def token_from(request: Request) -> str | None:
+    """The access token from the HttpOnly cookie, or an `Authorization: Bearer` header."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(COOKIE)
+
+
+async def _maybe_principal(request: Request, db: DbSession) -> Principal | None:
+    token = token_from(request)
+    if not token:
+        return None
+    try:
+        return await resolve_token(db, token)
+    except Unauthorized:
+        return None
+
+
+async def _principal(request: Request, db: DbSession) -> Principal:
+    token = token_from(request)
+    if not token:
+        raise Unauthorized("auth.required", "Please sign in.")
+    return await resolve_token(db, token)
+
+
+async def _organiser(principal: Annotated[Principal, Depends(_principal)]) -> Organiser:
+    return require_organiser(principal)
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(_maybe_principal)]
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+CurrentOrganiser = Annotated[Organiser, Depends(_organiser)]

@@ -1,0 +1,141 @@
+"""Invites: the organiser makes links; the person opens one and is signed in with its role."""
+
+from __future__ import annotations
+
+from html import escape
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from app.agenda.service import get_session
+from app.auth.router import set_session_cookie
+from app.auth.service import issue_token
+from app.deps import AppSettings, CurrentOrganiser, DbSession
+from app.errors import DomainError, NotFound
+from app.event.models import Event
+from app.event.service import get_owned_event
+from app.invites import service
+from app.invites.models import Invite
+from app.invites.schemas import InviteAccept, InviteCreate, InviteRead
+from app.people.models import Participant, Role
+from app.people.schemas import ParticipantSelf
+from app.people.service import add_presenter
+from app.settings import Settings
+
+router = APIRouter(tags=["invites"])
+
+
+def _read(invite: Invite, person: Participant, settings: Settings) -> InviteRead:
+    return InviteRead(
+        id=invite.id,
+        participant_id=person.id,
+        display_name=person.display_name,
+        session_id=invite.session_id,
+        role=Role(invite.role),
+        url=service.invite_url(settings.base_url, settings.signing_key, invite),
+        expires_at=invite.expires_at,
+    )
+
+
+@router.post(
+    "/api/sessions/{session_id}/invites",
+    response_model=InviteRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_invite(
+    session_id: str,
+    body: InviteCreate,
+    db: DbSession,
+    organiser: CurrentOrganiser,
+    settings: AppSettings,
+) -> InviteRead:
+    """Invite a chair, speaker or moderator to a session with a single-use, expiring link."""
+    session = await get_session(db, session_id=session_id)
+    event = await get_owned_event(db, event_id=session.event_id, organiser=organiser)
+    person = await add_presenter(
+        db,
+        event=event,
+        session=session,
+        role=body.role,
+        display_name=body.display_name,
+        affiliation=body.affiliation,
+        email=body.email,
+        participant_id=body.participant_id,
+    )
+    invite = await service.create_invite(
+        db,
+        participant=person,
+        session_id=session.id,
+        role=body.role,
+        days=body.valid_days or settings.invite_days,
+    )
+    return _read(invite, person, settings)
+
+
+@router.post("/api/invites/{invite_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_invite(invite_id: str, db: DbSession, organiser: CurrentOrganiser) -> Response:
+    invite = await db.get(Invite, invite_id)
+    if invite is None:
+        raise NotFound("invite.not_found", "There is no such invite.")
+    await get_owned_event(db, event_id=invite.event_id, organiser=organiser)
+    await service.revoke_invite(db, invite=invite)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/api/invites/accept", response_model=ParticipantSelf)
+async def accept_invite(
+    body: InviteAccept, response: Response, db: DbSession, settings: AppSettings
+):
+    """Spend an invite token (the part of the link after /invite/) and sign in."""
+    _, person = await service.accept_invite(db, key=settings.signing_key, token=body.token)
+    token = await issue_token(db, days=settings.access_token_days, participant_id=person.id)
+    set_session_cookie(response, token, settings)
+    return person
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        "<!doctype html><html lang=en><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)} · Dais</title>"
+        '<link rel=stylesheet href="/static/base.css">'
+        f"<main class=narrow><h1>{escape(title)}</h1>{body}</main></html>",
+        status_code=status_code,
+    )
+
+
+@router.get("/invite/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def invite_page(token: str, db: DbSession, settings: AppSettings) -> HTMLResponse:
+    """Shows who the invite is for; the link is spent only by pressing Continue, so a mail
+    scanner that fetches links cannot use it up."""
+    try:
+        invite, person = await service.check_invite(db, key=settings.signing_key, token=token)
+    except DomainError as error:
+        return _page("Invite not usable", f"<p>{escape(error.message)}</p>", error.status)
+    event = await db.get(Event, invite.event_id)
+    assert event is not None
+    return _page(
+        f"Welcome, {person.display_name}",
+        f"<p>You are invited as <strong>{escape(invite.role)}</strong> at "
+        f"<strong>{escape(event.title)}</strong>.</p>"
+        f'<form method=post action="/invite/{escape(token)}">'
+        "<button type=submit>Continue</button></form>"
+        "<p class=hint>This link works once. It signs in this browser.</p>",
+    )
+
+
+@router.post("/invite/{token}", include_in_schema=False)
+async def invite_continue(token: str, request: Request, db: DbSession, settings: AppSettings):
+    try:
+        invite, person = await service.accept_invite(db, key=settings.signing_key, token=token)
+    except DomainError as error:
+        return _page("Invite not usable", f"<p>{escape(error.message)}</p>", error.status)
+    access = await issue_token(db, days=settings.access_token_days, participant_id=person.id)
+    event = await db.get(Event, invite.event_id)
+    assert event is not None
+    target = f"/e/{event.slug}"
+    if invite.session_id:
+        target += f"/sessions/{invite.session_id}"
+    redirect = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+    set_session_cookie(redirect, access, settings)
+    return redirect

@@ -1,0 +1,86 @@
+"""The FastAPI application: lifespan-built resources, routers, and the one place errors become HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.agenda.router import router as agenda_router
+from app.auth.router import router as auth_router
+from app.db import make_engine, make_sessionmaker
+from app.errors import DomainError
+from app.event.router import router as event_router
+from app.invites.router import router as invites_router
+from app.people.router import router as people_router
+from app.settings import Settings
+
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict:
+    error: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for problem in exc.errors():
+        loc = [str(part) for part in problem.get("loc", ())]
+        if loc and loc[0] in {"body", "query", "path", "header", "cookie"} and len(loc) > 1:
+            loc = loc[1:]
+        fields.append({"field": ".".join(loc), "message": str(problem.get("msg", "invalid"))})
+    names = ", ".join(f["field"] for f in fields) or "request"
+    return JSONResponse(
+        error_body("request.invalid", f"Please check: {names}.", fields), status_code=422
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "http.not_found", 405: "http.method_not_allowed"}.get(
+        exc.status_code, "http.error"
+    )
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            engine = make_engine(settings.resolved_database_url)
+            stack.push_async_callback(engine.dispose)
+            app.state.engine = engine
+            app.state.sessionmaker = make_sessionmaker(engine)
+            yield
+
+    app = FastAPI(
+        title="Dais",
+        summary="A live virtual-conference platform: agenda, stage, green room, moderated Q&A.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for router in (auth_router, event_router, agenda_router, people_router, invites_router):
+        app.include_router(router)
+    return app
