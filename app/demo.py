@@ -230,7 +230,7 @@ async def demo_invite_links(db: AsyncSession, settings: Settings, event: Event) 
         .order_by(Session.starts_at)
     )
     first_role: dict[str, tuple[Participant, str, str]] = {}
-    for person, session_id, role in rows.tuples():
+    for person, session_id, role in rows:
         first_role.setdefault(person.id, (person, session_id, role))
     links = []
     now = utcnow()

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.agenda.models import SessionKind
+from app.patch import Patch
 
 
 class SessionFields(BaseModel):
@@ -25,8 +26,8 @@ class SessionCreate(SessionFields):
     pass
 
 
-class SessionUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SessionUpdate(Patch):
+    nullable = frozenset({"content_note"})
 
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=20_000)

@@ -51,10 +51,7 @@ async def create_session(db: AsyncSession, *, event: Event, data: SessionCreate)
 async def update_session(
     db: AsyncSession, *, event: Event, session: Session, data: SessionUpdate
 ) -> Session:
-    changes = data.model_dump(exclude_unset=True)
-    for name in ("title", "kind", "starts_at", "ends_at"):
-        if name in changes and changes[name] is None:
-            raise Invalid("request.invalid", f"{name} may not be empty.", field=name)
+    changes = data.changes()
     check_within_event(
         event,
         changes.get("starts_at", session.starts_at),
@@ -93,7 +90,7 @@ async def agenda(db: AsyncSession, *, event: Event) -> list[SessionPublic]:
     )
     chairs: dict[str, Presenter] = {}
     speakers: dict[str, list[Presenter]] = {}
-    for session_id, role, person in rows.tuples():
+    for session_id, role, person in rows:
         presenter = Presenter.model_validate(person)
         if role == Role.chair:
             chairs.setdefault(session_id, presenter)

@@ -131,15 +131,12 @@ async def resolve_token(db: AsyncSession, token: str) -> Principal:
     assert participant is not None
     if participant.revoked_at is not None:
         raise Unauthorized("auth.revoked", "This sign-in has been revoked.")
-    roles = dict(
-        (
-            await db.execute(
-                select(SessionRole.session_id, SessionRole.role).where(
-                    SessionRole.participant_id == participant.id
-                )
-            )
-        ).tuples()
+    rows = await db.execute(
+        select(SessionRole.session_id, SessionRole.role).where(
+            SessionRole.participant_id == participant.id
+        )
     )
+    roles = {session_id: role for session_id, role in rows}
     return Principal(token_hash=row.token_hash, participant=participant, roles=roles)
 
 

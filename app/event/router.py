@@ -64,7 +64,7 @@ async def read_agenda(event_id: str, db: DbSession, principal: MaybePrincipal) -
     """The event with its sessions, chairs and speakers. No sign-in needed."""
     event = await service.get_visible_event(db, event_id=event_id, principal=principal)
     sessions = await agenda(db, event=event)
-    return Agenda.model_validate(event).model_copy(update={"sessions": sessions})
+    return Agenda(**EventPublic.model_validate(event).model_dump(), sessions=sessions)
 
 
 @router.get(

@@ -8,9 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.agenda.schemas import SessionPublic
-
-Title = Field(min_length=1, max_length=200)
-Description = Field(max_length=20_000)
+from app.patch import Patch
 
 
 def check_timezone(value: str) -> str:
@@ -32,8 +30,8 @@ class EventSettings(BaseModel):
 
 
 class EventCreate(EventSettings):
-    title: str = Title
-    description: str = Description
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=20_000)
     slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,78}[a-z0-9]$")
     starts_on: date
     ends_on: date
@@ -43,11 +41,9 @@ class EventCreate(EventSettings):
     _tz = field_validator("timezone")(check_timezone)
 
 
-class EventUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    title: str | None = Title
-    description: str | None = Description
+class EventUpdate(Patch):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=20_000)
     starts_on: date | None = None
     ends_on: date | None = None
     timezone: str | None = Field(default=None, max_length=64)

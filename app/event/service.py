@@ -96,10 +96,7 @@ async def create_event(db: AsyncSession, *, organiser: Organiser, data: EventCre
 
 async def update_event(db: AsyncSession, *, event: Event, data: EventUpdate) -> Event:
     """Apply the given fields; dates may not shrink past a scheduled session."""
-    changes = data.model_dump(exclude_unset=True)
-    for name in ("title", "starts_on", "ends_on", "timezone"):
-        if name in changes and changes[name] is None:
-            raise Invalid("request.invalid", f"{name} may not be empty.", field=name)
+    changes = data.changes()
     starts_on = changes.get("starts_on", event.starts_on)
     ends_on = changes.get("ends_on", event.ends_on)
     check_dates(starts_on, ends_on)

@@ -1,0 +1,22 @@
+# Dais in a slim image: `docker build -t dais .` then
+# `docker run -p 8000:8000 -e DAIS_DATABASE_URL=postgresql+asyncpg://user:pass@db/dais dais`
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    DAIS_DATA_DIR=/var/lib/dais
+WORKDIR /opt/dais
+
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY chat ./chat
+COPY streaming ./streaming
+COPY migrations ./migrations
+COPY frontend ./frontend
+# Editable, so the frontend and migrations are read from this folder.
+RUN pip install --no-cache-dir -e . \
+ && useradd --system --home-dir /var/lib/dais --create-home dais
+
+USER dais
+EXPOSE 8000
+# The database URL, base URL and secret key come from the environment (DAIS_*).
+CMD ["dais", "serve", "--host", "0.0.0.0", "--port", "8000"]

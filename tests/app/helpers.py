@@ -1,0 +1,52 @@
+"""Small story steps shared by the foundation tests: an organiser with an event and a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from app.people.service import create_organiser
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class OrganiserStory:
+    browser: httpx.AsyncClient
+    event: dict
+    session: dict
+
+
+async def signed_in_organiser(app, browser: httpx.AsyncClient, email: str = "org@example.org"):
+    async with app.state.sessionmaker() as db:
+        await create_organiser(db, email=email, name="Org", password=PASSWORD)
+    response = await browser.post("/api/auth/sign-in", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def organiser_with_event(app, browser: httpx.AsyncClient) -> OrganiserStory:
+    await signed_in_organiser(app, browser)
+    event = await browser.post(
+        "/api/events",
+        json={
+            "title": "Tackling Stalking",
+            "starts_on": "2027-03-04",
+            "ends_on": "2027-03-04",
+            "timezone": "Europe/London",
+            "published": True,
+        },
+    )
+    assert event.status_code == 201, event.text
+    session = await browser.post(
+        f"/api/events/{event.json()['id']}/sessions",
+        json={
+            "title": "Legally defining stalking",
+            "kind": "talk",
+            "starts_at": "2027-03-04T10:15:00+00:00",
+            "ends_at": "2027-03-04T11:00:00+00:00",
+        },
+    )
+    assert session.status_code == 201, session.text
+    return OrganiserStory(browser, event.json(), session.json())

@@ -1,0 +1,73 @@
+"""Run Dais the way a user does (`dais serve` in its own process) for tests that need a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+DAIS = [sys.executable, "-m", "app.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dais_env(database_url: str, data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    """The environment for a Dais process: this machine's, with only the given DAIS_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAIS_")}
+    env.update(
+        DAIS_DATABASE_URL=database_url,
+        DAIS_DATA_DIR=str(data_dir),
+        DAIS_BASE_URL=f"http://127.0.0.1:{port}",
+        **{f"DAIS_{k.upper()}": v for k, v in extra.items()},
+    )
+    return env
+
+
+def wait_until_serving(base_url: str, server: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"dais exited with {server.returncode} before serving")
+        try:
+            httpx.get(f"{base_url}/api/events", timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"dais did not serve {base_url} within {seconds} s")
+
+
+@contextmanager
+def dais_server(database_url: str, data_dir: Path, *args: str, **settings: str) -> Iterator[str]:
+    """`dais serve ARGS` on a free port until the block ends; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (data_dir / f"dais-{port}.log").open("w")
+    with (
+        log,
+        subprocess.Popen(
+            [*DAIS, "serve", "--port", str(port), *args],
+            env=dais_env(database_url, data_dir, port, **settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        ) as server,
+    ):
+        try:
+            wait_until_serving(base, server)
+            yield base
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
