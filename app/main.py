@@ -17,6 +17,7 @@ from app.db import make_engine, make_sessionmaker
 from app.errors import DomainError
 from app.event.router import router as event_router
 from app.invites.router import router as invites_router
+from app.pages import install as install_pages
 from app.people.router import router as people_router
 from app.settings import Settings
 
@@ -83,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for router in (auth_router, event_router, agenda_router, people_router, invites_router):
         app.include_router(router)
+    install_pages(app)
     return app

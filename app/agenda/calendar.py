@@ -21,7 +21,8 @@ def _escape(text: str) -> str:
 
 def _fold(line: str) -> str:
     """Lines longer than 75 octets continue on the next line after a space (RFC 5545 3.1)."""
-    out, current = [], b""
+    out: list[str] = []
+    current = b""
     for char in line:
         encoded = char.encode()
         if len(current) + len(encoded) > (75 if not out else 74):
