@@ -10,6 +10,7 @@ import sys
 
 from app.db import make_engine, make_sessionmaker
 from app.errors import DomainError
+from app.logs import log_config
 from app.migrate import upgrade
 from app.settings import Settings
 
@@ -54,7 +55,7 @@ def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="info",
+        log_config=log_config(),
         proxy_headers=False,
     )
 

@@ -52,14 +52,17 @@ def dais_server(database_url: str, data_dir: Path, *args: str, **settings: str) 
     """`dais serve ARGS` on a free port until the block ends; yields its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    # What it prints for people (links) and what it logs are kept apart, as a deployment would.
+    printed = (data_dir / f"dais-{port}.out").open("w")
     log = (data_dir / f"dais-{port}.log").open("w")
     with (
+        printed,
         log,
         subprocess.Popen(
             [*DAIS, "serve", "--port", str(port), *args],
             env=dais_env(database_url, data_dir, port, **settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=printed,
+            stderr=log,
         ) as server,
     ):
         try:
