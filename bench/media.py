@@ -1,0 +1,848 @@
+"""Media benchmark: server CPU per subscriber, forwarding vs aiortc's MediaRelay, on loopback.
+
+    .venv/bin/python bench/media.py --subscribers 100 --duration 20
+
+Processes: one media server (its CPU is what is measured, from getrusage in that process), one
+publisher (synthetic 640x480 30 fps VP8 at ~1 Mbps + Opus), and several client processes holding
+the subscribers. Subscribers count RTP packets and frames (marker bit) without decoding. Signalling
+between processes is JSON lines over a loopback TCP socket.
+
+Phase 1 forwards through streaming.MediaServer to N subscribers. Phase 2, in the same run, sends
+the same publisher to a naive server path: aiortc decodes it and `MediaRelay.subscribe(track)`
+feeds M subscribers whose senders each encode again. Per-subscriber CPU is measured against each
+phase's own zero-subscriber baseline. The last line is machine-readable; its per-core figures
+are normalised to the full stream rate (forwarding: CPU per forwarded packet x the packets/s a
+subscriber should receive; naive: CPU per subscriber x 30 / fps delivered), so a starved publisher,
+client or naive server does not flatter either side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import fractions
+import io
+import json
+import multiprocessing
+import os
+import pathlib
+import pstats
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "streaming")]
+
+SESSION = "bench"
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """User and system CPU time of this process (all its threads)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
+# --- signalling over loopback TCP ------------------------------------------------------------
+
+
+class SignalClient:
+    """Request/response plus server pushes, one JSON object per line."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._next = 0
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self.pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task = asyncio.ensure_future(self._read())
+
+    @classmethod
+    async def connect(cls, port: int) -> SignalClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+        return cls(reader, writer)
+
+    async def _read(self) -> None:
+        while line := await self._reader.readline():
+            message = json.loads(line)
+            if "push" in message:
+                await self.pushes.put(message["push"])
+            else:
+                future = self._waiting.pop(message["id"])
+                if "error" in message:
+                    future.set_exception(RuntimeError(message["error"]))
+                else:
+                    future.set_result(message["result"])
+
+    async def request(self, op: str, **fields: Any) -> Any:
+        self._next += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[self._next] = future
+        self._writer.write(json.dumps({"id": self._next, "op": op, **fields}).encode() + b"\n")
+        await self._writer.drain()
+        return await future
+
+    async def close(self) -> None:
+        self._writer.close()
+        self._task.cancel()
+
+
+# --- the server process ------------------------------------------------------------------------
+
+
+def instrument_fanout() -> dict[str, Any]:
+    """Time the forwarder's per-packet fan-out inside the server (bench only, not in streaming/).
+
+    `cpu` accumulates thread CPU time spent forwarding; `delays` holds, per incoming packet, the
+    wall time from the packet reaching the forwarder to its copy going out to the last subscriber:
+    the latency the forwarding loop adds for the worst-placed subscriber.
+    """
+    from streaming import forwarder
+
+    stats: dict[str, Any] = {"cpu": 0.0, "delays": []}
+    original = forwarder.PublishedTrack._on_packet
+
+    def timed(self: Any, packet: Any) -> None:
+        cpu, wall = time.thread_time(), time.perf_counter()
+        original(self, packet)
+        stats["cpu"] += time.thread_time() - cpu
+        if self.slot_count:
+            stats["delays"].append(time.perf_counter() - wall)
+            del stats["delays"][:-5000]
+
+    forwarder.PublishedTrack._on_packet = timed  # type: ignore[method-assign]
+    return stats
+
+
+def server_process(port_queue: Any) -> None:
+    asyncio.run(_serve(port_queue))
+
+
+async def _serve(port_queue: Any) -> None:
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from aiortc.contrib.media import MediaBlackhole, MediaRelay
+
+    from streaming import MediaServer
+    from streaming.peers import PublishingPeer, ViewingPeer
+
+    writers: dict[str, asyncio.StreamWriter] = {}
+    fanout = instrument_fanout()
+
+    async def send(connection_id: str, message: dict[str, Any]) -> None:
+        writer = writers.get(connection_id)
+        if writer is not None:
+            writer.write(json.dumps({"push": message}).encode() + b"\n")
+
+    recordings = pathlib.Path(tempfile.mkdtemp(prefix="dais-bench-"))
+    server = MediaServer(
+        ice_servers=[], recordings_dir=recordings, send=send, max_peers_per_person=4
+    )
+    relay = MediaRelay()
+    naive_tracks: list[Any] = []
+    naive_pcs: dict[str, RTCPeerConnection] = {}
+    blackhole = MediaBlackhole()
+    profiler: cProfile.Profile | None = None
+    done = asyncio.Event()
+
+    def forwarded_packets() -> int:
+        return sum(
+            slot.packets_sent
+            for peer in server._peers.values()
+            if isinstance(peer, ViewingPeer)
+            for slot in peer.slots
+        )
+
+    async def handle(op: str, connection_id: str, request: dict[str, Any]) -> Any:
+        nonlocal profiler
+        if op == "publish":
+            return await server.publish(
+                session_id=SESSION,
+                person_id="speaker",
+                connection_id=connection_id,
+                may_publish=True,
+                sdp=request["sdp"],
+            )
+        if op == "set_live":
+            await server.set_live(session_id=SESSION, person_id="speaker", live=True)
+            return None
+        if op == "watch":
+            return await server.watch(
+                session_id=SESSION,
+                person_id=request["person"],
+                connection_id=connection_id,
+                sees_green_room=False,
+            )
+        if op == "answer":
+            if request["peer_id"] in naive_pcs:
+                await naive_pcs[request["peer_id"]].setRemoteDescription(
+                    RTCSessionDescription(sdp=request["sdp"], type="answer")
+                )
+            else:
+                await server.answer(
+                    connection_id=connection_id, peer_id=request["peer_id"], sdp=request["sdp"]
+                )
+            return None
+        if op == "naive_publish":
+            pc = RTCPeerConnection()
+
+            @pc.on("track")
+            def on_track(track: Any) -> None:
+                naive_tracks.append(track)
+                blackhole.addTrack(relay.subscribe(track))  # keep the decoded queue drained
+
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=request["sdp"], type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await blackhole.start()
+            naive_pcs["publisher"] = pc
+            return {"sdp": pc.localDescription.sdp}
+        if op == "naive_watch":
+            pc = RTCPeerConnection()
+            for track in naive_tracks:
+                pc.addTransceiver(relay.subscribe(track), direction="sendonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            peer_id = f"naive-{len(naive_pcs)}"
+            naive_pcs[peer_id] = pc
+            return {"peer_id": peer_id, "sdp": pc.localDescription.sdp}
+        if op == "close_connection":
+            await server.close_connection(request["connection"])
+            return None
+        if op == "cpu":
+            user, system = cpu_seconds()
+            return {
+                "cpu": user + system,
+                "user": user,
+                "time": time.monotonic(),
+                "forwarded": forwarded_packets(),
+                "ingested": sum(
+                    track.packets_received
+                    for peer in server._peers.values()
+                    if isinstance(peer, PublishingPeer)
+                    for track in peer.tracks.values()
+                ),
+                "fanout_cpu": fanout["cpu"],
+                "fanout_delays": fanout["delays"][-2000:],
+            }
+        if op == "profile_start":
+            profiler = cProfile.Profile()
+            profiler.enable()
+            return None
+        if op == "profile_stop":
+            assert profiler is not None
+            profiler.disable()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
+            return text.getvalue()
+        if op == "quit":
+            done.set()
+            return None
+        raise ValueError(f"unknown op {op}")
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection_id = f"tcp-{id(writer)}"
+        writers[connection_id] = writer
+        try:
+            while line := await reader.readline():
+                request = json.loads(line)
+                try:
+                    result = await handle(request["op"], connection_id, request)
+                    reply = {"id": request["id"], "result": result}
+                except Exception as exc:  # reported to the client, the bench aborts there
+                    reply = {"id": request["id"], "error": repr(exc)}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writers.pop(connection_id, None)
+
+    listener = await asyncio.start_server(client, "127.0.0.1", 0, limit=1 << 22)
+    port_queue.put(listener.sockets[0].getsockname()[1])
+    await done.wait()
+    await server.close()
+    for pc in naive_pcs.values():
+        await pc.close()
+    await blackhole.stop()
+    listener.close()
+
+
+# --- the publisher process ---------------------------------------------------------------------
+
+
+def pre_encode(camera: Any, seconds: float = 4.0, bitrate: int = 1_000_000) -> list[bytes]:
+    """Encode a loop of the synthetic camera once (VP8, CBR, a keyframe every second).
+
+    Sending pre-encoded packets keeps the publisher process cheap, so on a small shared machine
+    the publisher is not what limits the frame rate subscribers see.
+    """
+    import av
+
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = camera.width, camera.height, "yuv420p"
+    codec.bit_rate = bitrate
+    codec.time_base = fractions.Fraction(1, camera.rate)
+    codec.gop_size = camera.rate
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "-6",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate),
+        "lag-in-frames": "0",
+        "noise-sensitivity": "0",
+    }
+    encoded: list[bytes] = []
+    noise = os.urandom(camera.width * camera.height).translate(bytes(b & 0x07 for b in range(256)))
+    camera._start = -1e9  # no real-time pacing while pre-encoding
+    for index in range(int(seconds * camera.rate)):
+        frame = asyncio.run(camera.recv())
+        # Grain that moves every frame, so the encoder has ~1 Mbps worth of detail to spend.
+        offset = (index * 7919) % len(noise)
+        luma = bytes(frame.planes[0])
+        grain = noise[offset:] + noise[:offset]
+        mixed = int.from_bytes(luma, "big") ^ int.from_bytes(grain[: len(luma)], "big")
+        frame.planes[0].update(mixed.to_bytes(len(luma), "big"))
+        frame.pts = index
+        frame.time_base = codec.time_base
+        encoded += [bytes(packet) for packet in codec.encode(frame)]
+    encoded += [bytes(packet) for packet in codec.encode(None)]
+    return encoded
+
+
+def _pre_encoded_camera_class() -> Any:
+    from aiortc.mediastreams import MediaStreamTrack
+
+    class PreEncodedCamera(MediaStreamTrack):
+        """Replays pre-encoded VP8 frames at 30 fps: aiortc's sender only packetizes them."""
+
+        kind = "video"
+
+        def __init__(self, frames: list[bytes], rate: int = 30) -> None:
+            super().__init__()
+            self.frames, self.rate = frames, rate
+            self.count = 0
+            self.start: float | None = None
+
+        async def recv(self) -> Any:
+            import av
+
+            if self.start is None:
+                self.start = time.monotonic()
+            delay = self.start + self.count / self.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            packet = av.Packet(self.frames[self.count % len(self.frames)])
+            packet.pts = self.count
+            packet.time_base = fractions.Fraction(1, self.rate)
+            self.count += 1
+            return packet
+
+    return PreEncodedCamera
+
+
+def publisher_process(port: int, ready: Any, commands: Any) -> None:
+    asyncio.run(_publish(port, ready, commands))
+
+
+async def _publish(port: int, ready: Any, commands: Any) -> None:
+    """Publishes to the forwarder; on "naive", moves over to the naive path; on "stop", ends."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+    from media_clients import SyntheticCamera, Tone
+
+    PreEncodedCamera = _pre_encoded_camera_class()
+    loop_of_packets = await asyncio.get_running_loop().run_in_executor(
+        None, pre_encode, SyntheticCamera()
+    )
+    signal = await SignalClient.connect(port)
+
+    async def connect(op: str) -> Any:
+        pc = RTCPeerConnection()
+        pc.addTransceiver(PreEncodedCamera(loop_of_packets), direction="sendonly")
+        pc.addTransceiver(Tone(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await signal.request(op, sdp=pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        return pc
+
+    pc = await connect("publish")
+    ready.set()
+    while True:
+        while not commands.poll(0):
+            await asyncio.sleep(0.1)
+        command = commands.recv()
+        await pc.close()
+        if command != "naive":
+            break
+        pc = await connect("naive_publish")
+        ready.set()
+    await signal.close()
+
+
+# --- subscriber processes ----------------------------------------------------------------------
+
+
+def subscriber_process(
+    port: int, count: int, naive: bool, index: int, go: Any, results: Any, window: Any
+) -> None:
+    asyncio.run(_subscribe(port, count, naive, index, go, results, window))
+
+
+class RawCounter:
+    """Frames (marker bit) and packets of one kind, read from the RTP header alone."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.frame_times: list[float] = []
+        self.latencies: list[float] = []
+
+    def rate(self, since: float, until: float) -> float:
+        return sum(1 for t in self.frame_times if since <= t < until) / (until - since)
+
+
+def count_packets(pc: Any, kinds: dict[int, str], counters: dict[str, RawCounter]) -> None:
+    """Count a client's incoming RTP at its socket, reading only the (unencrypted) RTP header.
+
+    100 full aiortc receive stacks (ICE queue, task switch, SRTP, parse, route per packet) do not
+    fit on a 2-core machine next to the server; so the bench client looks at each datagram as it
+    arrives and passes on only what is not RTP (STUN, DTLS, RTCP) to aiortc. No jitter buffer,
+    no decoder; the SRTP auth tag is not checked (the test suite proves the stream decodes).
+    Latency comes from the publisher's abs-send-time extension (id 3), which the forwarder passes
+    through untouched.
+    """
+
+    def count(data: bytes) -> None:
+        kind = kinds.get(data[1] & 0x7F)
+        if kind is None:
+            return
+        counter = counters[kind]
+        counter.packets += 1
+        if not data[1] & 0x80:
+            return
+        counter.frame_times.append(time.monotonic())
+        if kind == "video" and data[0] & 0x10 and len(counter.frame_times) % 10 == 0:
+            index, end = 16, 16 + 4 * int.from_bytes(data[14:16], "big")
+            while index < end:
+                element_id, size = data[index] >> 4, (data[index] & 0x0F) + 1
+                if element_id == 3 and size == 3:
+                    sent = int.from_bytes(data[index + 1 : index + 4], "big")
+                    ntp = int((time.time() + 2208988800) * (1 << 18)) & 0xFFFFFF
+                    counter.latencies.append(((ntp - sent) & 0xFFFFFF) / (1 << 18))
+                    break
+                index += 1 + size if element_id else 1
+
+    connection = pc.getTransceivers()[0].receiver.transport.transport._connection
+    for protocol in connection._protocols:
+        original = protocol.datagram_received
+
+        def datagram_received(data: bytes, addr: Any, original: Any = original) -> None:
+            # RTP (not RTCP: payload types 200-207 sit where RTP's marker + PT are).
+            if 127 < data[0] < 192 and not 199 < data[1] < 208:
+                count(data)
+            else:
+                original(data, addr)
+
+        protocol.datagram_received = datagram_received
+
+
+async def _subscribe(
+    port: int, count: int, naive: bool, index: int, go: Any, results: Any, window: Any
+) -> None:
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    os.nice(5)  # our own clients yield to the server and the publisher on a small machine
+    subscribers = []
+    for i in range(count):
+        signal = await SignalClient.connect(port)
+        pc = RTCPeerConnection()
+        counters = {"video": RawCounter(), "audio": RawCounter()}
+        offer = await signal.request(
+            "naive_watch" if naive else "watch", person=f"viewer-{index}-{i}"
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        kinds = {
+            codec.payloadType: transceiver.kind
+            for transceiver in pc.getTransceivers()
+            for codec in transceiver._codecs
+        }
+        count_packets(pc, kinds, counters)
+        await signal.request("answer", peer_id=offer["peer_id"], sdp=pc.localDescription.sdp)
+        subscribers.append((signal, pc, counters))
+    while not go.is_set():  # the main process measures, then tells us the window to report on
+        await asyncio.sleep(0.05)
+    while not window.poll(0.05):
+        await asyncio.sleep(0.05)
+    since, until = window.recv()
+    report = []
+    for _, _, counters in subscribers:
+        video, audio = counters["video"], counters["audio"]
+        report.append(
+            {
+                "fps": video.rate(since, until),
+                "audio_pps": audio.rate(since, until),
+                "video_packets": video.packets,
+                "latencies": video.latencies[-200:],
+            }
+        )
+    results.put(report)
+    for signal, pc, _ in subscribers:
+        await pc.close()
+        await signal.close()
+
+
+# --- orchestration -----------------------------------------------------------------------------
+
+
+async def measure(control: SignalClient, seconds: float) -> dict[str, float]:
+    first = await control.request("cpu")
+    await asyncio.sleep(seconds)
+    last = await control.request("cpu")
+    elapsed = last["time"] - first["time"]
+    return {
+        "cores": (last["cpu"] - first["cpu"]) / elapsed,
+        "user_cores": (last["user"] - first["user"]) / elapsed,
+        "packets_per_s": (last["forwarded"] - first["forwarded"]) / elapsed,
+        "ingest_per_s": (last["ingested"] - first["ingested"]) / elapsed,
+        "fanout_cores": (last["fanout_cpu"] - first["fanout_cpu"]) / elapsed,
+        "fanout_delays": last["fanout_delays"],
+        "since": time.monotonic() - seconds,
+        "until": time.monotonic(),
+    }
+
+
+def start_subscribers(
+    port: int, total: int, processes: int, naive: bool, ctx: Any
+) -> tuple[list[Any], Any, Any, list[Any]]:
+    go = ctx.Event()
+    results = ctx.Queue()
+    pipes = []
+    workers = []
+    per = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
+    for index, count in enumerate(c for c in per if c):
+        receive, send = ctx.Pipe(duplex=False)
+        pipes.append(send)
+        worker = ctx.Process(
+            target=subscriber_process,
+            args=(port, count, naive, index, go, results, receive),
+            daemon=True,
+        )
+        worker.start()
+        workers.append(worker)
+    return workers, go, results, pipes
+
+
+async def run_phase(
+    control: SignalClient,
+    port: int,
+    ctx: Any,
+    *,
+    subscribers: int,
+    processes: int,
+    naive: bool,
+    seconds: float,
+    warmup: float,
+    profile: float,
+) -> dict[str, Any]:
+    baseline = await measure(control, 3.0)
+    workers, go, results, pipes = start_subscribers(port, subscribers, processes, naive, ctx)
+    await asyncio.sleep(warmup)
+    go.set()
+    loaded = await measure(control, seconds)
+    profile_text = ""
+    if profile:
+        await control.request("profile_start")
+        await asyncio.sleep(profile)
+        profile_text = await control.request("profile_stop")
+    for pipe in pipes:
+        pipe.send((loaded["since"], loaded["until"]))
+    reports: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    for _ in workers:
+        reports += await loop.run_in_executor(None, results.get, True, 120)
+    for worker in workers:
+        await loop.run_in_executor(None, worker.join, 30)
+        if worker.is_alive():
+            worker.terminate()
+    fps = sorted(r["fps"] for r in reports)
+    latencies = sorted(x for r in reports for x in r["latencies"])
+    added = loaded["cores"] - baseline["cores"]
+    per_subscriber = max(added, 1e-9) / subscribers
+    fps_median = statistics.median(fps) if fps else 0.0
+    # Normalised to the full stream, so a starved publisher or client does not flatter the figure:
+    # forwarding by CPU per forwarded packet x the packets/s one subscriber should get (what the
+    # server ingests with nobody watching); the naive path by the frame rate it delivered.
+    if not naive and loaded["packets_per_s"] > 0 and baseline["ingest_per_s"] > 0:
+        full_rate = max(added, 1e-9) / loaded["packets_per_s"] * baseline["ingest_per_s"]
+    elif naive and 0 < fps_median < 29:
+        full_rate = per_subscriber * 30 / fps_median
+    else:
+        full_rate = per_subscriber
+    return {
+        "nominal_pps": baseline["ingest_per_s"],
+        "full_rate_per_subscriber": full_rate,
+        "full_rate_per_core": 1.0 / full_rate,
+        "subscribers": subscribers,
+        "baseline_cores": baseline["cores"],
+        "loaded_cores": loaded["cores"],
+        "loaded_user_cores": loaded["user_cores"],
+        "baseline_user_cores": baseline["user_cores"],
+        "per_subscriber": per_subscriber,
+        "per_core": 1.0 / per_subscriber,
+        "fps_median": fps_median,
+        "fps_min": fps[0] if fps else 0.0,
+        "audio_pps_median": statistics.median(r["audio_pps"] for r in reports) if reports else 0,
+        "packets_per_s": loaded["packets_per_s"],
+        "fanout_cores": loaded["fanout_cores"],
+        "fanout_delays": sorted(loaded["fanout_delays"]),
+        "latency_p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
+        "latency_p95_ms": 1000 * latencies[int(len(latencies) * 0.95)] if latencies else None,
+        "profile": profile_text,
+        "received": len(reports),
+    }
+
+
+async def orchestrate(args: argparse.Namespace) -> int:
+    ctx = multiprocessing.get_context("spawn")
+    port_queue = ctx.Queue()
+    server = ctx.Process(target=server_process, args=(port_queue,), daemon=True)
+    server.start()
+    port = port_queue.get(timeout=30)
+    control = await SignalClient.connect(port)
+    ready = ctx.Event()
+    commands, publisher_commands = ctx.Pipe(duplex=False)
+    publisher = ctx.Process(target=publisher_process, args=(port, ready, commands), daemon=True)
+    publisher.start()
+    loop = asyncio.get_running_loop()
+    if not await loop.run_in_executor(None, ready.wait, 30):
+        raise RuntimeError("publisher did not connect")
+    await control.request("set_live")
+    await asyncio.sleep(2.0)
+
+    print(
+        f"forwarding: {args.subscribers} subscribers in {args.processes} processes, "
+        f"{args.duration:.0f} s",
+        flush=True,
+    )
+    forward = await run_phase(
+        control,
+        port,
+        ctx,
+        subscribers=args.subscribers,
+        processes=args.processes,
+        naive=False,
+        seconds=args.duration,
+        warmup=args.warmup,
+        profile=args.profile,
+    )
+    print(f"naive MediaRelay: {args.naive} subscribers, {args.naive_duration:.0f} s", flush=True)
+    ready.clear()
+    publisher_commands.send("naive")
+    if not await loop.run_in_executor(None, ready.wait, 30):
+        raise RuntimeError("publisher did not reach the naive path")
+    await asyncio.sleep(2.0)
+    naive = await run_phase(
+        control,
+        port,
+        ctx,
+        subscribers=args.naive,
+        processes=min(args.processes, args.naive),
+        naive=True,
+        seconds=args.naive_duration,
+        warmup=args.warmup,
+        profile=0,
+    )
+
+    await control.request("quit")
+    publisher_commands.send("stop")
+    for process in (publisher, server):
+        await loop.run_in_executor(None, process.join, 20)
+        if process.is_alive():
+            process.terminate()
+
+    for name, phase in (("forward", forward), ("naive", naive)):
+        print(f"\n[{name}] subscribers={phase['subscribers']} (reports {phase['received']})")
+        print(
+            f"  server CPU: baseline {phase['baseline_cores']:.3f} cores, loaded "
+            f"{phase['loaded_cores']:.3f} cores (user {phase['baseline_user_cores']:.3f} -> "
+            f"{phase['loaded_user_cores']:.3f}; the rest is kernel time, loopback sends included)"
+        )
+        print(
+            f"  server CPU per subscriber: {phase['per_subscriber'] * 1000:.2f} millicores as "
+            f"measured, {phase['full_rate_per_subscriber'] * 1000:.2f} at the full stream rate"
+            f" -> {phase['full_rate_per_core']:.1f} subscribers per server core (measured:"
+            f" {phase['per_core']:.0f})"
+        )
+        print(
+            f"  video fps received: median {phase['fps_median']:.1f}, worst "
+            f"{phase['fps_min']:.1f}; audio packets/s median {phase['audio_pps_median']:.1f}"
+        )
+        if name == "forward":
+            pps = phase["packets_per_s"]
+            print(
+                f"  full stream: {phase['nominal_pps']:.0f} packets/s per subscriber "
+                "(what the server ingests with nobody watching)"
+            )
+            print(
+                f"  packets forwarded: {pps:.0f}/s -> "
+                f"{(phase['loaded_cores'] - phase['baseline_cores']) / max(pps, 1) * 1e6:.1f}"
+                " us of server CPU per forwarded packet"
+            )
+            delays = phase["fanout_delays"]
+            print(
+                f"  of which the forwarding loop itself: {phase['fanout_cores']:.3f} cores = "
+                f"{phase['fanout_cores'] / max(pps, 1) * 1e6:.1f} us per forwarded packet"
+            )
+            if delays:
+                print(
+                    "  latency added by the server's fan-out (packet in -> last copy out): "
+                    f"p50 {delays[len(delays) // 2] * 1000:.2f} ms, "
+                    f"p95 {delays[int(len(delays) * 0.95)] * 1000:.2f} ms, "
+                    f"max {delays[-1] * 1000:.2f} ms"
+                )
+            if phase["latency_p50_ms"] is not None:
+                print(
+                    f"  publisher-send -> subscriber-receive latency (abs-send-time): "
+                    f"p50 {phase['latency_p50_ms']:.1f} ms, p95 {phase['latency_p95_ms']:.1f} ms"
+                )
+            print("  profile of the server process (top by own time):")
+            lines = phase["profile"].splitlines()
+            start = next((i for i, x in enumerate(lines) if "ncalls" in x), 0)
+            for line in lines[max(0, start - 6) : start + 15]:
+                if line.strip():
+                    print("    " + line.strip()[:150])
+    micro = micro_forwarding()
+    print(
+        f"\n[fan-out loop alone, this process, 100 slots] {micro['full']:.1f} us CPU per "
+        f"forwarded packet = {micro['python_only']:.1f} header rewrite (Python) + "
+        f"{micro['without_send'] - micro['python_only']:.1f} SRTP + "
+        f"{micro['full'] - micro['without_send']:.1f} sendto and draining on loopback "
+        f"-> {1e6 / (micro['full'] * 168):.0f} subscribers per core at 168 packets/s each"
+    )
+    forward_per_core = forward["full_rate_per_core"]
+    naive_per_core = naive["full_rate_per_core"]
+    print(
+        f"subscribers={args.subscribers} fps_min={forward['fps_min']:.0f} "
+        f"forward_per_core={forward_per_core:.0f} naive_per_core={naive_per_core:.1f} "
+        f"ratio={forward_per_core / naive_per_core:.0f}"
+    )
+    return 0
+
+
+def micro_forwarding(slots: int = 100, packets: int = 200) -> dict[str, float]:
+    """CPU per forwarded packet of the fan-out loop alone, in this process, step by step.
+
+    Real ViewerSlots and SRTP sessions (AES-256-GCM, as aiortc negotiates) on stand-in aiortc
+    objects, sending to one loopback socket: the cost of the header rewrite, then + SRTP, then +
+    the sendto syscall (on loopback the kernel's receive side is charged to the sender too).
+    """
+    import socket
+    from types import SimpleNamespace as Fake
+
+    from aiortc.rtcdtlstransport import State
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from pylibsrtp import Policy, Session
+
+    from streaming.forwarder import ABS_SEND_TIME_URI, MID_URI, ForwardedPacket, ViewerSlot
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.setblocking(False)
+    sender_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender_socket.setblocking(False)
+
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+
+    class Source:
+        def codec(self, payload_type: int) -> Any:
+            return vp8
+
+        def add_slot(self, slot: Any) -> None: ...
+
+        def request_keyframe(self) -> None: ...
+
+    fan_out = []
+    for index in range(slots):
+        pair = Fake(
+            protocol=Fake(transport=Fake(_sock=sender_socket)), remote_addr=receiver.getsockname()
+        )
+        session = Session(
+            policy=Policy(
+                key=os.urandom(44),
+                ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+            )
+        )
+        dtls = Fake(
+            _state=State.CONNECTED,
+            _transport=Fake(_connection=Fake(_nominated={1: pair})),
+            _tx_srtp=session,
+        )
+        transceiver = Fake(
+            kind="video",
+            mid=str(index),
+            direction="sendonly",
+            sender=Fake(_ssrc=index, _track_id="", _stream_id="", _RTCRtpSender__transport=dtls),
+            _codecs=[vp8],
+            _headerExtensions=[Fake(uri=MID_URI, id=1), Fake(uri=ABS_SEND_TIME_URI, id=3)],
+        )
+        slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
+        slot.reserve(("speaker", "camera"), "track", "stream")
+        slot.set_source(Source())  # type: ignore[arg-type]
+        slot.mark_negotiated()
+        fan_out.append(slot)
+
+    payload = os.urandom(1100)
+    sequence = 0
+
+    def run() -> float:
+        nonlocal sequence
+        start = time.process_time()
+        for _ in range(packets):
+            packet = ForwardedPacket(
+                sequence,
+                sequence * 3000,
+                sequence & 1,
+                97,
+                payload,
+                b"\x01\x02\x03",
+                None,
+                sequence == 0,
+                0,
+            )
+            sequence += 1
+            for slot in fan_out:
+                slot.forward(packet)
+            while True:  # keep the receiving socket drained (not timed separately)
+                try:
+                    receiver.recv(2048)
+                except BlockingIOError:
+                    break
+        return (time.process_time() - start) / (packets * slots) * 1e6
+
+    full = run()
+    for slot in fan_out:
+        slot._output._sendto = lambda data, address: None
+    without_send = run()
+    for slot in fan_out:
+        slot._output._protect = lambda data: data
+    python_only = run()
+    return {"full": full, "without_send": without_send, "python_only": python_only}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--naive", type=int, default=8)
+    parser.add_argument("--processes", type=int, default=min(4, (os.cpu_count() or 2) * 2))
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--naive-duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--profile", type=float, default=4.0)
+    args = parser.parse_args()
+    return asyncio.run(asyncio.wait_for(orchestrate(args), 600))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

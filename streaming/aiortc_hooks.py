@@ -1,0 +1,366 @@
+"""Every place where Dais reaches into private internals of aiortc 1.16 (and aioice, pylibsrtp).
+
+aiortc only moves media through decoded frames: a receiver decodes, a sender encodes. The forwarder
+must pass encoded RTP packets through untouched, so it taps aiortc at three points:
+
+* ingest: `RTCRtpReceiver._handle_rtp_packet` SRTP-decrypts, unwraps RTX, sends NACKs/REMB and
+  depayloads, then hands each packet to its private `__jitter_buffer`. We swap that jitter buffer for
+  a wrapper which gives the packet to the forwarder first (no queueing delay), then lets the real
+  jitter buffer reassemble frames for the recorder and report upstream loss (it asks for PLI), and
+  always answers "no frame": the receiver's decoder thread never gets anything to decode.
+* egress: a viewer's `RTCRtpSender` is given a track that never yields a frame, so its `_run_rtp`
+  loop never creates an encoder. We write rewritten RTP straight to the viewer's DTLS transport:
+  SRTP-protect with its `_tx_srtp` session (calling pylibsrtp's C function on the session's own
+  buffer, ~2 us cheaper than `Session.protect`) and `sendto` on the nominated ICE pair's socket
+  (bypassing asyncio's transport), synchronously, so one incoming packet fans out without a task
+  switch per viewer. The sender's
+  private RTCP counters are updated so its Sender Reports stay truthful (lip sync in browsers).
+* feedback: the sender's `_send_keyframe` (called on a viewer's PLI/FIR) and `_retransmit` (called on
+  NACK) are replaced per instance, so keyframe requests go up to the publisher and retransmissions
+  come from the forwarder's packet history.
+
+`check_internals()` verifies all of this still exists; MediaServer calls it at start-up and a test
+calls it, so an aiortc upgrade that moves these internals fails loudly instead of silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import aioice.ice
+import pylibsrtp
+from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import RtpPacket
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AiortcInternalsChanged",
+    "IdleTrack",
+    "RtpOutput",
+    "RtpPacket",
+    "JitterFrame",
+    "check_internals",
+    "codec_for_payload_type",
+    "compatible_payload_type",
+    "hook_receiver",
+    "hook_sender",
+    "negotiated_extensions",
+    "note_sent",
+    "sendable",
+]
+
+_CONNECTED = State.CONNECTED
+
+
+class AiortcInternalsChanged(RuntimeError):
+    """aiortc no longer has the private attributes the forwarder hooks."""
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def _assigns(source: str, attribute: str) -> bool:
+    """Whether `source` assigns self.<attribute> (annotated or not)."""
+    return re.search(rf"self\.{re.escape(attribute)}\s*(:[^=\n]*)?=", source) is not None
+
+
+def check_internals() -> None:
+    """Raise AiortcInternalsChanged naming every hook point that is missing."""
+    problems: list[str] = []
+
+    def expect(condition: bool, what: str) -> None:
+        if not condition:
+            problems.append(what)
+
+    handle_rtp = _source(RTCRtpReceiver._handle_rtp_packet)
+    expect(
+        "self.__jitter_buffer.add(packet)" in handle_rtp,
+        "RTCRtpReceiver._handle_rtp_packet feeds self.__jitter_buffer.add(packet)",
+    )
+    expect(
+        "encoded_frame is not None" in handle_rtp,
+        "RTCRtpReceiver._handle_rtp_packet only decodes a frame returned by the jitter buffer",
+    )
+    expect(
+        "__jitter_buffer = JitterBuffer" in _source(RTCRtpReceiver.__init__),
+        "RTCRtpReceiver.__init__ creates a private __jitter_buffer",
+    )
+    expect(hasattr(RTCRtpReceiver, "_send_rtcp_pli"), "RTCRtpReceiver._send_rtcp_pli")
+    expect(
+        "tuple[bool, Optional[JitterFrame]]" in _source(JitterBuffer.add),
+        "JitterBuffer.add returns (pli_flag, frame)",
+    )
+
+    sender_rtcp = _source(RTCRtpSender._handle_rtcp_packet)
+    expect(
+        "self._send_keyframe()" in sender_rtcp, "RTCRtpSender calls self._send_keyframe() on PLI"
+    )
+    expect("await self._retransmit(seq)" in sender_rtcp, "RTCRtpSender retransmits on NACK")
+    sender_init = _source(RTCRtpSender.__init__)
+    for name in (
+        "__transport",
+        "__ntp_timestamp",
+        "__rtp_timestamp",
+        "__packet_count",
+        "__octet_count",
+    ):
+        expect(_assigns(sender_init, name), f"RTCRtpSender.{name}")
+    expect("self._ssrc = " in sender_init, "RTCRtpSender._ssrc")
+    expect(
+        "self.__track.recv()" in _source(RTCRtpSender._next_encoded_frame),
+        "RTCRtpSender only encodes what its track's recv() returns",
+    )
+
+    dtls_init = _source(RTCDtlsTransport.__init__)
+    for name in ("_tx_srtp", "_state", "_transport"):
+        expect(_assigns(dtls_init, name), f"RTCDtlsTransport.{name}")
+    expect(
+        "self._nominated" in _source(aioice.ice.Connection.__init__), "aioice.Connection._nominated"
+    )
+    expect(
+        "active_pair.protocol.send_data(data, active_pair.remote_addr)"
+        in _source(aioice.ice.Connection.sendto),
+        "aioice sends on the nominated pair",
+    )
+    expect(
+        "self.transport.sendto(data, addr)" in _source(aioice.ice.StunProtocol.send_data),
+        "aioice.StunProtocol.transport",
+    )
+
+    session_init = _source(pylibsrtp.Session.__init__)
+    expect(
+        "self._cdata = " in session_init
+        and "self._buffer = " in session_init
+        and "self._srtp = " in session_init,
+        "pylibsrtp.Session scratch buffer and context",
+    )
+    expect(
+        "func(self._srtp[0], self._cdata, len_p)" in _source(pylibsrtp.Session),
+        "pylibsrtp.Session protects in place in its scratch buffer",
+    )
+
+    transceiver_init = _source(RTCRtpTransceiver.__init__)
+    expect("self._codecs" in transceiver_init, "RTCRtpTransceiver._codecs")
+    expect("self._headerExtensions" in transceiver_init, "RTCRtpTransceiver._headerExtensions")
+
+    if problems:
+        raise AiortcInternalsChanged(
+            "aiortc internals used by streaming/aiortc_hooks.py changed: " + "; ".join(problems)
+        )
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+PacketSink = Callable[[RtpPacket], None]
+FrameSink = Callable[[JitterFrame], None]
+
+
+class _ForwardingJitterBuffer:
+    """Stands in for a receiver's JitterBuffer: forwards first, never releases a frame to decode."""
+
+    __slots__ = ("_real", "_on_packet", "_on_frame")
+
+    def __init__(self, real: JitterBuffer, on_packet: PacketSink, on_frame: FrameSink) -> None:
+        self._real = real
+        self._on_packet = on_packet
+        self._on_frame = on_frame
+
+    @property
+    def capacity(self) -> int:
+        return self._real.capacity
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        # An exception here would end the publisher's whole DTLS receive loop: contain it.
+        try:
+            self._on_packet(packet)
+        except Exception:
+            logger.exception("forwarding an RTP packet failed")
+        pli_flag, frame = self._real.add(packet)
+        if frame is not None:
+            try:
+                self._on_frame(frame)
+            except Exception:
+                logger.exception("recording a frame failed")
+        return pli_flag, None
+
+
+def hook_receiver(receiver: RTCRtpReceiver, on_packet: PacketSink, on_frame: FrameSink) -> None:
+    """Route a publisher's received packets to `on_packet` and reassembled frames to `on_frame`."""
+    real = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    if isinstance(real, _ForwardingJitterBuffer):
+        real = real._real
+    receiver._RTCRtpReceiver__jitter_buffer = _ForwardingJitterBuffer(  # type: ignore[attr-defined]
+        real, on_packet, on_frame
+    )
+
+
+async def request_keyframe_upstream(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send an RTCP PLI for `media_ssrc` to the publisher behind `receiver`."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+def codec_for_payload_type(
+    transceiver: RTCRtpTransceiver, payload_type: int
+) -> RTCRtpCodecParameters | None:
+    for codec in transceiver._codecs:
+        if codec.payloadType == payload_type:
+            return codec
+    return None
+
+
+# --- egress -------------------------------------------------------------------------------------
+
+
+class IdleTrack(MediaStreamTrack):
+    """A track whose recv() never returns: the sender's encode loop waits on it forever."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def recv(self) -> Any:
+        await asyncio.shield(self._ended)
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        super().stop()
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+
+def hook_sender(
+    sender: RTCRtpSender,
+    on_keyframe_request: Callable[[], None],
+    on_nack: Callable[[int], None],
+) -> None:
+    """Send a viewer's PLI/FIR to `on_keyframe_request` and its NACKed sequence numbers to `on_nack`."""
+
+    async def retransmit(sequence_number: int) -> None:
+        on_nack(sequence_number)
+
+    sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+    sender._retransmit = retransmit  # type: ignore[method-assign]
+
+
+def negotiated_extensions(transceiver: RTCRtpTransceiver) -> dict[str, int]:
+    """Header extension URI -> negotiated id for this transceiver's m-line."""
+    return {ext.uri: ext.id for ext in transceiver._headerExtensions}
+
+
+def compatible_payload_type(transceiver: RTCRtpTransceiver, codec: RTCRtpCodecParameters) -> int:
+    """The viewer's payload type for `codec`, or -1 when the viewer did not accept that codec."""
+    for candidate in transceiver._codecs:
+        if is_codec_compatible(candidate, codec) and candidate.payloadType is not None:
+            return candidate.payloadType
+    return -1
+
+
+def fast_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
+    """`session.protect` without pylibsrtp's per-call allocation and checks (~2 us a packet).
+
+    Uses the session's own scratch buffer exactly as `Session.protect` does; falls back to the
+    public method if pylibsrtp's internals are not as expected.
+    """
+    cdata = getattr(session, "_cdata", None)
+    buffer = getattr(session, "_buffer", None)
+    srtp = getattr(session, "_srtp", None)
+    if cdata is None or buffer is None or srtp is None:
+        return session.protect
+    limit = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+    length = _srtp_ffi.new("int *")
+    context = srtp[0]
+    protect = _srtp_lib.srtp_protect
+
+    def fast(data: bytes) -> bytes:
+        size = len(data)
+        if size > limit:
+            raise ValueError("packet is too long")
+        length[0] = size
+        buffer[0:size] = data
+        if protect(context, cdata, length):
+            raise pylibsrtp.Error("srtp_protect failed")
+        return buffer[0 : length[0]]  # type: ignore[no-any-return]
+
+    # Keep the session (and so its buffer and context) alive as long as this function.
+    fast.session = session  # type: ignore[attr-defined]
+    return fast
+
+
+def sendable(sender: RTCRtpSender) -> bool:
+    dtls = sender._RTCRtpSender__transport  # type: ignore[attr-defined]
+    return dtls._state is _CONNECTED
+
+
+class RtpOutput:
+    """The fast path from the forwarder to one viewer's socket, for one sender.
+
+    SRTP-protects and sends one RTP packet without awaiting. The SRTP session, the socket and the
+    viewer's address are looked up again whenever the nominated ICE pair changes; the asyncio
+    transport is bypassed (its `sendto` costs more than the syscall on this path), which is safe
+    because nothing else queues RTP on it: when the socket would block the packet is dropped, as a
+    congested network would.
+    """
+
+    __slots__ = ("_sender", "_pair", "_protect", "_sendto", "_address")
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
+        self._pair: Any = None
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._sendto: Callable[[bytes, Any], int] | None = None
+        self._address: Any = None
+
+    def send(self, data: bytes) -> bool:
+        dtls = self._sender._RTCRtpSender__transport  # type: ignore[attr-defined]
+        if dtls._state is not _CONNECTED:
+            return False
+        pair = dtls._transport._connection._nominated.get(1)
+        if pair is not self._pair and not self._refresh(dtls, pair):
+            return False
+        try:
+            self._sendto(self._protect(data), self._address)  # type: ignore[misc]
+        except (OSError, ValueError, pylibsrtp.Error):
+            # Would block, the viewer's socket is gone, or SRTP refused: drop, like a network.
+            return False
+        return True
+
+    def _refresh(self, dtls: RTCDtlsTransport, pair: Any) -> bool:
+        self._pair = pair
+        transport = pair.protocol.transport if pair is not None else None
+        sock = getattr(transport, "_sock", None)
+        if sock is None:
+            self._pair = None
+            return False
+        self._protect = fast_protect(dtls._tx_srtp)
+        self._sendto = sock.sendto
+        self._address = pair.remote_addr
+        return True
+
+
+def note_sent(
+    sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int
+) -> None:
+    """Keep the sender's RTCP Sender Report counters in step with what we sent for it."""
+    sender._RTCRtpSender__ntp_timestamp = ntp_time  # type: ignore[attr-defined]
+    sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+    sender._RTCRtpSender__packet_count = packets  # type: ignore[attr-defined]
+    sender._RTCRtpSender__octet_count = octets  # type: ignore[attr-defined]

@@ -1,0 +1,423 @@
+"""The RTP forwarder: a published track fans its encoded packets out to viewer slots.
+
+A `PublishedTrack` is one track a speaker sends (mic, camera or screen). A `ViewerSlot` is one
+sendonly transceiver on a viewer's peer connection. A slot is bound to one published track at a
+time and rewrites each packet's SSRC, payload type, sequence number and timestamp so that, seen
+from the viewer, its stream stays continuous when the slot switches tracks (a speaker reconnects,
+or a slot is reused for another speaker). Video slots start on a keyframe and ask for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from struct import Struct
+
+from aiortc import RTCRtpReceiver
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from . import aiortc_hooks as hooks
+from .payloads import keyframe_detector
+
+logger = logging.getLogger(__name__)
+
+KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: at most one PLI per second goes up to a publisher
+HISTORY_SIZE = 512  # packets kept per track to answer viewers' NACKs
+
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+
+_HEADER = Struct("!BBHII")
+_EXTENSION_HEADER = Struct("!HH")
+_NTP_EPOCH_OFFSET = 2208988800
+
+
+def ntp_now() -> int:
+    return int((time.time() + _NTP_EPOCH_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+
+
+class ForwardedPacket:
+    """One received RTP packet, reduced to what every slot needs to rewrite it."""
+
+    __slots__ = (
+        "sequence_number",
+        "timestamp",
+        "marker",
+        "payload_type",
+        "payload",
+        "abs_send_time",
+        "audio_level",
+        "keyframe_start",
+        "ntp_time",
+    )
+
+    def __init__(
+        self,
+        sequence_number: int,
+        timestamp: int,
+        marker: int,
+        payload_type: int,
+        payload: bytes,
+        abs_send_time: bytes | None,
+        audio_level: bytes | None,
+        keyframe_start: bool,
+        ntp_time: int,
+    ) -> None:
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.marker = marker
+        self.payload_type = payload_type
+        self.payload = payload
+        self.abs_send_time = abs_send_time
+        self.audio_level = audio_level
+        self.keyframe_start = keyframe_start
+        self.ntp_time = ntp_time
+
+
+FrameListener = Callable[["PublishedTrack", hooks.JitterFrame], None]
+
+
+class PublishedTrack:
+    """A track received from a publisher, fanned out packet by packet to viewer slots."""
+
+    def __init__(self, *, person_id: str, label: str, transceiver: RTCRtpTransceiver) -> None:
+        self.person_id = person_id
+        self.label = label  # "mic", "camera" or "screen"
+        self.kind = transceiver.kind
+        self.transceiver = transceiver
+        self.receiver: RTCRtpReceiver = transceiver.receiver
+        self.ssrc: int | None = None
+        self.codec_name: str | None = None
+        self.clock_rate = 90000 if self.kind == "video" else 48000
+        self.packets_received = 0
+        self.closed = False
+        self._slots: list[ViewerSlot] = []
+        self._frame_listeners: list[FrameListener] = []
+        self._history: list[ForwardedPacket | None] = [None] * HISTORY_SIZE
+        self._payload_type = -1
+        self._is_keyframe_start: Callable[[bytes], bool] = lambda payload: True
+        self._last_keyframe_request = -KEYFRAME_REQUEST_INTERVAL
+        self._pending_request: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        hooks.hook_receiver(self.receiver, self._on_packet, self._on_frame)
+
+    # -- ingest: called synchronously from aiortc's receive loop for every packet -----------------
+
+    def _on_packet(self, packet: hooks.RtpPacket) -> None:
+        if self.closed:
+            return
+        self.packets_received += 1
+        if packet.payload_type != self._payload_type:
+            self._learn_codec(packet.payload_type)
+        if self.ssrc != packet.ssrc:
+            first = self.ssrc is None
+            self.ssrc = packet.ssrc
+            if first and self._slots:
+                self.request_keyframe()
+        extensions = packet.extensions
+        abs_send_time = extensions.abs_send_time
+        audio_level = extensions.audio_level
+        payload = packet.payload
+        forwarded = ForwardedPacket(
+            packet.sequence_number,
+            packet.timestamp,
+            packet.marker,
+            packet.payload_type,
+            payload,
+            None if abs_send_time is None else abs_send_time.to_bytes(3, "big"),
+            None
+            if audio_level is None
+            else bytes(((0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F),)),
+            self._is_keyframe_start(payload),
+            ntp_now(),
+        )
+        self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
+        for slot in self._slots:
+            try:
+                slot.forward(forwarded)
+            except Exception:
+                logger.exception("forwarding to a viewer failed")
+
+    def _on_frame(self, frame: hooks.JitterFrame) -> None:
+        for listener in self._frame_listeners:
+            listener(self, frame)
+
+    def _learn_codec(self, payload_type: int) -> None:
+        codec = hooks.codec_for_payload_type(self.transceiver, payload_type)
+        self._payload_type = payload_type
+        self.codec_name = codec.name if codec else None
+        self._is_keyframe_start = keyframe_detector(self.codec_name or "")
+
+    def codec(self, payload_type: int):  # type: ignore[no-untyped-def]
+        return hooks.codec_for_payload_type(self.transceiver, payload_type)
+
+    def history(self, sequence_number: int) -> ForwardedPacket | None:
+        packet = self._history[sequence_number % HISTORY_SIZE]
+        if packet is not None and packet.sequence_number == sequence_number:
+            return packet
+        return None
+
+    # -- subscribers ----------------------------------------------------------------------------
+
+    def add_slot(self, slot: ViewerSlot) -> None:
+        if slot not in self._slots:
+            # Copy-on-write: the ingest loop may be iterating the current list.
+            self._slots = [*self._slots, slot]
+
+    def remove_slot(self, slot: ViewerSlot) -> None:
+        if slot in self._slots:
+            self._slots = [s for s in self._slots if s is not slot]
+
+    @property
+    def slot_count(self) -> int:
+        return len(self._slots)
+
+    def add_frame_listener(self, listener: FrameListener) -> None:
+        if listener not in self._frame_listeners:
+            self._frame_listeners = [*self._frame_listeners, listener]
+
+    def remove_frame_listener(self, listener: FrameListener) -> None:
+        self._frame_listeners = [x for x in self._frame_listeners if x != listener]
+
+    # -- keyframes ------------------------------------------------------------------------------
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most once per KEYFRAME_REQUEST_INTERVAL.
+
+        A request inside the interval is not dropped but deferred to the end of it, so a viewer
+        who joins just after another still gets a keyframe within about a second.
+        """
+        if self.kind != "video" or self.closed:
+            return
+        now = self._loop.time()
+        wait = self._last_keyframe_request + KEYFRAME_REQUEST_INTERVAL - now
+        if wait <= 0:
+            self._send_keyframe_request()
+        elif self._pending_request is None:
+            self._pending_request = self._loop.call_later(wait, self._send_keyframe_request)
+
+    def _send_keyframe_request(self) -> None:
+        self._pending_request = None
+        if self.closed or self.ssrc is None:
+            return
+        self._last_keyframe_request = self._loop.time()
+        task = self._loop.create_task(hooks.request_keyframe_upstream(self.receiver, self.ssrc))
+        task.add_done_callback(_log_task_error)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._pending_request is not None:
+            self._pending_request.cancel()
+            self._pending_request = None
+        for slot in self._slots:
+            slot.source_closed(self)
+        self._slots = []
+        self._frame_listeners = []
+
+
+def _log_task_error(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("keyframe request failed: %r", task.exception())
+
+
+class ViewerSlot:
+    """One sendonly transceiver of a viewer's peer connection, fed by at most one PublishedTrack."""
+
+    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+        self.transceiver = transceiver
+        self.kind = transceiver.kind
+        self.sender = transceiver.sender
+        self.ssrc: int = self.sender._ssrc
+        self.clock_rate = 90000 if self.kind == "video" else 48000
+        self.key: tuple[str, str] | None = None  # (publisher person_id, label) it is reserved for
+        self.track_id: str | None = None
+        self.negotiated = False  # the viewer has answered an offer with this slot sendonly
+        self.source: PublishedTrack | None = None
+        self.wanted_source: PublishedTrack | None = None
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self._waiting_for_start = True
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last_seq: int | None = None
+        self._last_ts = 0
+        self._last_sent = 0.0
+        self._source_pt = -1
+        self._out_pt = -1
+        self._mid_element = b""
+        self._abs_prefix = b""
+        self._level_prefix = b""
+        self._output = hooks.RtpOutput(self.sender)
+        hooks.hook_sender(self.sender, self._on_keyframe_request, self._on_nack)
+
+    # -- negotiation ---------------------------------------------------------------------------
+
+    def reserve(self, key: tuple[str, str], track_id: str, stream_id: str) -> None:
+        """Dedicate this slot to a publisher's track; takes effect once the viewer answers."""
+        self.key = key
+        self.track_id = track_id
+        self.negotiated = False
+        self.sender._track_id = track_id
+        self.sender._stream_id = stream_id
+        self.transceiver.direction = "sendonly"
+
+    def release(self) -> None:
+        """Stop forwarding at once; the next offer marks the m-line inactive for reuse."""
+        self.set_source(None)
+        self.key = None
+        self.track_id = None
+        self.negotiated = False
+        self.transceiver.direction = "inactive"
+
+    def mark_negotiated(self) -> None:
+        """The viewer answered: learn its payload types and extension ids, start forwarding."""
+        if self.key is None:
+            return
+        extensions = hooks.negotiated_extensions(self.transceiver)
+        mid = (self.transceiver.mid or "").encode()
+        mid_id = extensions.get(MID_URI)
+        self._mid_element = (
+            bytes(((mid_id << 4) | (len(mid) - 1),)) + mid if mid_id and 0 < len(mid) <= 16 else b""
+        )
+        abs_id = extensions.get(ABS_SEND_TIME_URI)
+        self._abs_prefix = bytes(((abs_id << 4) | 2,)) if abs_id else b""
+        level_id = extensions.get(AUDIO_LEVEL_URI)
+        self._level_prefix = bytes(((level_id << 4) | 0,)) if level_id else b""
+        self._source_pt = -1
+        self.negotiated = True
+        self.set_source(self.wanted_source)
+
+    # -- binding to a published track -----------------------------------------------------------
+
+    def set_source(self, source: PublishedTrack | None) -> None:
+        """Feed this slot from `source` (None: pause it); deferred until the viewer has answered."""
+        self.wanted_source = source
+        if not self.negotiated:
+            return
+        if source is self.source:
+            return
+        if self.source is not None:
+            self.source.remove_slot(self)
+        self.source = source
+        self._waiting_for_start = True
+        self._source_pt = -1
+        if source is not None:
+            source.add_slot(self)
+            # Not yet connected: connected() asks instead, so the keyframe is not spent unseen.
+            if hooks.sendable(self.sender):
+                source.request_keyframe()
+
+    def source_closed(self, source: PublishedTrack) -> None:
+        if self.source is source:
+            self.source = None
+            self._waiting_for_start = True
+        if self.wanted_source is source:
+            self.wanted_source = None
+
+    def connected(self) -> None:
+        """The viewer's transport is up: a video slot needs a keyframe to start."""
+        if self.source is not None and self._waiting_for_start:
+            self.source.request_keyframe()
+
+    # -- the per-packet path -----------------------------------------------------------------
+
+    def forward(self, packet: ForwardedPacket) -> None:
+        if packet.payload_type != self._source_pt:
+            self._select_payload_type(packet.payload_type)
+        if self._out_pt < 0:
+            return
+        if self._waiting_for_start:
+            if not packet.keyframe_start or not hooks.sendable(self.sender):
+                return
+            self._rebase(packet)
+        self._send(packet, record=True)
+
+    def _send(self, packet: ForwardedPacket, record: bool) -> None:
+        sequence_number = (packet.sequence_number + self._seq_offset) & 0xFFFF
+        timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        payload = packet.payload
+
+        elements = self._mid_element
+        if packet.abs_send_time is not None and self._abs_prefix:
+            elements = self._abs_prefix + packet.abs_send_time + elements
+        if packet.audio_level is not None and self._level_prefix:
+            elements = self._level_prefix + packet.audio_level + elements
+        if elements:
+            padding = -len(elements) % 4
+            data = b"".join(
+                (
+                    _HEADER.pack(
+                        0x90,
+                        (packet.marker << 7) | self._out_pt,
+                        sequence_number,
+                        timestamp,
+                        self.ssrc,
+                    ),
+                    _EXTENSION_HEADER.pack(0xBEDE, (len(elements) + padding) >> 2),
+                    elements,
+                    b"\x00" * padding,
+                    payload,
+                )
+            )
+        else:
+            data = (
+                _HEADER.pack(
+                    0x80, (packet.marker << 7) | self._out_pt, sequence_number, timestamp, self.ssrc
+                )
+                + payload
+            )
+
+        if not self._output.send(data):
+            return
+        if record:
+            self.packets_sent += 1
+            self.octets_sent += len(payload)
+            self._last_seq = sequence_number
+            self._last_ts = timestamp
+            # For Sender Reports: once per frame is plenty (and saves time per packet).
+            if packet.marker or not self.packets_sent & 15:
+                self._last_sent = time.monotonic()
+                hooks.note_sent(
+                    self.sender, packet.ntp_time, timestamp, self.packets_sent, self.octets_sent
+                )
+
+    def _select_payload_type(self, source_pt: int) -> None:
+        self._source_pt = source_pt
+        codec = self.source.codec(source_pt) if self.source is not None else None
+        self._out_pt = (
+            -1 if codec is None else hooks.compatible_payload_type(self.transceiver, codec)
+        )
+
+    def _rebase(self, packet: ForwardedPacket) -> None:
+        """Map this source onto the slot's sequence/timestamp space, continuing where it left off."""
+        if self._last_seq is None:
+            first_seq = random.randrange(0, 32768)
+            first_ts = random.randrange(0, 1 << 32)
+        else:
+            first_seq = (self._last_seq + 1) & 0xFFFF
+            elapsed = max(1, int((time.monotonic() - self._last_sent) * self.clock_rate))
+            first_ts = (self._last_ts + elapsed) & 0xFFFFFFFF
+        self._seq_offset = (first_seq - packet.sequence_number) & 0xFFFF
+        self._ts_offset = (first_ts - packet.timestamp) & 0xFFFFFFFF
+        self._waiting_for_start = False
+
+    # -- feedback from the viewer ------------------------------------------------------------
+
+    def _on_keyframe_request(self) -> None:
+        if self.source is not None:
+            self.source.request_keyframe()
+
+    def _on_nack(self, sequence_number: int) -> None:
+        source = self.source
+        if source is None or self._waiting_for_start:
+            return
+        packet = source.history((sequence_number - self._seq_offset) & 0xFFFF)
+        if packet is not None and packet.payload_type == self._source_pt:
+            self._send(packet, record=False)
+
+    def close(self) -> None:
+        self.set_source(None)

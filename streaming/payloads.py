@@ -1,0 +1,78 @@
+"""What the forwarder and recorder need to know about VP8 / H.264 payloads, read without decoding."""
+
+from __future__ import annotations
+
+_H264_IDR = 5
+_H264_SPS = 7
+_H264_STAP_A = 24
+_H264_FU_A = 28
+
+
+def vp8_keyframe_start(payload: bytes) -> bool:
+    """True if this RTP payload (RFC 7741) is the first packet of a VP8 keyframe."""
+    size = len(payload)
+    if size < 2:
+        return False
+    first = payload[0]
+    # S (start of partition) must be set and the partition index must be 0.
+    if not first & 0x10 or first & 0x0F:
+        return False
+    index = 1
+    if first & 0x80:  # X: extension octet present
+        ext = payload[1]
+        index = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            if index >= size:
+                return False
+            index += 2 if payload[index] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            index += 1
+        if ext & 0x30:  # T or K: TID/KEYIDX octet
+            index += 1
+    # VP8 payload header: P bit (bit 0 of the first byte) is 0 for a keyframe.
+    return index < size and not payload[index] & 0x01
+
+
+def h264_keyframe_start(payload: bytes) -> bool:
+    """True if this RTP payload (RFC 6184) starts an IDR picture or carries its SPS."""
+    if not payload:
+        return False
+    nal_type = payload[0] & 0x1F
+    if nal_type in (_H264_IDR, _H264_SPS):
+        return True
+    if nal_type == _H264_STAP_A:
+        index = 1
+        while index + 2 < len(payload):
+            size = (payload[index] << 8) | payload[index + 1]
+            if payload[index + 2] & 0x1F in (_H264_IDR, _H264_SPS):
+                return True
+            index += 2 + size
+        return False
+    if nal_type == _H264_FU_A and len(payload) > 1:
+        header = payload[1]
+        return bool(header & 0x80) and (header & 0x1F) in (_H264_IDR, _H264_SPS)
+    return False
+
+
+def keyframe_detector(codec_name: str):  # type: ignore[no-untyped-def]
+    """Return the keyframe-start test for a codec; audio packets are always a valid start."""
+    name = codec_name.lower()
+    if name == "vp8":
+        return vp8_keyframe_start
+    if name == "h264":
+        return h264_keyframe_start
+    return lambda payload: True
+
+
+def vp8_frame_is_keyframe(frame: bytes) -> bool:
+    """For a whole depacketized VP8 frame."""
+    return bool(frame) and not frame[0] & 0x01
+
+
+def vp8_frame_size(frame: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 keyframe header (RFC 6386 section 9.1)."""
+    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
+    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
+    return width, height

@@ -1,0 +1,247 @@
+"""The server's two kinds of peer connection: a speaker publishing to it, a client viewing from it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from . import aiortc_hooks as hooks
+from .errors import BAD_SDP, MediaError
+from .forwarder import PublishedTrack, ViewerSlot
+
+logger = logging.getLogger(__name__)
+
+# The m-lines a publisher may send, in the order its offer lists them; further ones are refused.
+PUBLISH_LABELS = {"audio": ["mic"], "video": ["camera", "screen"]}
+SENDING = ("sendonly", "sendrecv")
+
+
+def label_kind(label: str) -> str:
+    return "audio" if label == "mic" else "video"
+
+
+class Peer:
+    """What both peer kinds share: identity, the aiortc connection, and closing it."""
+
+    role = "peer"
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        person_id: str,
+        connection_id: str,
+        configuration: RTCConfiguration,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.session_id = session_id
+        self.person_id = person_id
+        self.connection_id = connection_id
+        self.pc = RTCPeerConnection(configuration)
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.pc.close()
+
+
+def _parse(sdp: str, kind: str) -> aiortc_sdp.SessionDescription:
+    if not sdp.startswith("v=0"):
+        raise MediaError(BAD_SDP, f"the {kind} is not SDP")
+    try:
+        return aiortc_sdp.SessionDescription.parse(sdp)
+    except Exception as exc:
+        raise MediaError(BAD_SDP, f"the {kind} could not be parsed: {exc}") from exc
+
+
+async def _apply_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
+    """setRemoteDescription, turning any failure on malformed or unexpected SDP into bad_sdp."""
+    description = _parse(sdp, kind)
+    if kind == "offer" and not any(m.kind in ("audio", "video") for m in description.media):
+        raise MediaError(BAD_SDP, "a publishing offer needs an audio or video m-line")
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+    except Exception as exc:  # aiortc raises ValueError, KeyError, InvalidStateError, ...
+        raise MediaError(BAD_SDP, f"the {kind} could not be applied: {exc}") from exc
+
+
+class PublishingPeer(Peer):
+    """A client's publishing connection: the server only ever receives on it."""
+
+    role = "publish"
+
+    def __init__(self, *, may_publish: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.may_publish = may_publish
+        self.tracks: dict[str, PublishedTrack] = {}
+        self._labels: dict[RTCRtpTransceiver, str | None] = {}
+
+    async def accept_offer(self, sdp: str) -> str:
+        await _apply_remote(self.pc, sdp, "offer")
+        for transceiver in self.pc.getTransceivers():
+            if transceiver in self._labels:
+                continue
+            label = self._next_label(transceiver.kind) if self.may_publish else None
+            self._labels[transceiver] = label
+            if label is None:
+                # An attendee (or a surplus m-line): accept no media at all on it.
+                transceiver.direction = "inactive"
+            else:
+                transceiver.direction = "recvonly"
+                self.tracks[label] = PublishedTrack(
+                    person_id=self.person_id, label=label, transceiver=transceiver
+                )
+        try:
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except Exception as exc:
+            raise MediaError(BAD_SDP, f"no answer could be made: {exc}") from exc
+        return self.pc.localDescription.sdp
+
+    def _next_label(self, kind: str) -> str | None:
+        used = [label for t, label in self._labels.items() if t.kind == kind]
+        labels = PUBLISH_LABELS.get(kind, [])
+        return labels[len(used)] if len(used) < len(labels) else None
+
+    def sending(self) -> dict[str, PublishedTrack]:
+        """The tracks the client currently says it sends (a stopped screen share drops out)."""
+        return {
+            label: track
+            for label, track in self.tracks.items()
+            if _reverse(track.transceiver._offerDirection) in SENDING
+        }
+
+    async def close(self) -> None:
+        for track in self.tracks.values():
+            track.close()
+        await super().close()
+
+
+def _reverse(direction: str | None) -> str | None:
+    # aiortc stores the offer's direction from the server's point of view.
+    return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(direction or "", direction)
+
+
+@dataclass(frozen=True)
+class WantedTrack:
+    """A published track one viewer should receive."""
+
+    person_id: str
+    label: str
+    track_id: str
+    stream_id: str
+    source: PublishedTrack | None  # None while its publisher is reconnecting
+
+    @property
+    def kind(self) -> str:
+        return label_kind(self.label)
+
+
+class ViewingPeer(Peer):
+    """A client's viewing connection: the server offers one sendonly m-line per forwarded track."""
+
+    role = "watch"
+
+    def __init__(self, *, sees_green_room: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.sees_green_room = sees_green_room
+        self.slots: list[ViewerSlot] = []
+        self.lock = asyncio.Lock()
+        self.offers_sent = 0
+        self._renegotiate = False
+        self._offered: dict[ViewerSlot, tuple[str, str] | None] = {}
+
+        @self.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if self.pc.connectionState == "connected":
+                for slot in self.slots:
+                    slot.connected()
+
+    def apply(self, wanted: dict[tuple[str, str], WantedTrack]) -> bool:
+        """Reserve and release slots to match `wanted`; True if the viewer needs a new offer."""
+        changed = False
+        for slot in self.slots:
+            if slot.key is not None and slot.key not in wanted:
+                slot.release()
+                changed = True
+        by_key = {slot.key: slot for slot in self.slots if slot.key is not None}
+        for key, track in wanted.items():
+            found = by_key.get(key)
+            if found is None:
+                slot = self._idle_slot(track.kind)
+                slot.reserve(key, track.track_id, track.stream_id)
+                changed = True
+            else:
+                slot = found
+            slot.set_source(track.source)
+        return changed
+
+    def _idle_slot(self, kind: str) -> ViewerSlot:
+        for slot in self.slots:
+            if slot.key is None and slot.kind == kind:
+                return slot
+        transceiver = self.pc.addTransceiver(hooks.IdleTrack(kind), direction="sendonly")
+        slot = ViewerSlot(transceiver)
+        self.slots.append(slot)
+        return slot
+
+    async def offer(self) -> str:
+        """Create and apply a new local offer (caller holds the lock)."""
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        self._offered = {slot: slot.key for slot in self.slots}
+        self.offers_sent += 1
+        return self.pc.localDescription.sdp
+
+    async def update(self, wanted: dict[tuple[str, str], WantedTrack]) -> str | None:
+        """Apply a stage change; returns a new offer to send, or None if none is due yet."""
+        async with self.lock:
+            if self.closed:
+                return None
+            if not self.apply(wanted) and not self._renegotiate:
+                return None
+            if self.pc.signalingState != "stable":
+                self._renegotiate = True  # offered already: re-offer once answered
+                return None
+            self._renegotiate = False
+            return await self.offer()
+
+    async def accept_answer(self, sdp: str) -> bool:
+        """Apply the client's answer; True if a further offer is due (the stage moved meanwhile)."""
+        async with self.lock:
+            if self.pc.signalingState != "have-local-offer":
+                raise MediaError(BAD_SDP, "no offer is waiting for an answer on this peer")
+            await _apply_remote(self.pc, sdp, "answer")
+            for slot in self.slots:
+                if (
+                    slot.key is not None
+                    and self._offered.get(slot) == slot.key
+                    and slot.transceiver.currentDirection == "sendonly"
+                ):
+                    slot.mark_negotiated()
+            return self._renegotiate
+
+    def describe_tracks(self) -> list[dict[str, str]]:
+        """What each m-line carries, so the client can label the video it shows."""
+        return [
+            {
+                "mid": slot.transceiver.mid or "",
+                "kind": slot.kind,
+                "person_id": slot.key[0],
+                "source": slot.key[1],
+                "track_id": slot.track_id or "",
+            }
+            for slot in self.slots
+            if slot.key is not None
+        ]
+
+    async def close(self) -> None:
+        for slot in self.slots:
+            slot.close()
+        await super().close()

@@ -1,0 +1,351 @@
+"""MediaServer: the media side of Dais as the gateway sees it -- signalling in, RTP forwarded out.
+
+One instance lives for the whole process (built and closed in the app's lifespan). The gateway calls
+it with already-authorised requests and gives it `send` to push server-made offers to one socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+from . import aiortc_hooks as hooks
+from .errors import (
+    BAD_KIND,
+    BAD_SDP,
+    PEER_NOT_FOUND,
+    SDP_TOO_LARGE,
+    TOO_MANY_PEERS,
+    MediaError,
+)
+from .peers import Peer, PublishingPeer, ViewingPeer
+from .recorder import recording_pattern
+from .stage import Stage, now
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 4.0  # seconds allowed for aiortc to close one peer connection
+
+SendMessage = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Awaited with (session id, file, started, ended) once a recording file is complete.
+OnRecording = Callable[[str, pathlib.Path, datetime, datetime], Awaitable[None]]
+
+
+class MediaServer:
+    def __init__(
+        self,
+        *,
+        ice_servers: list[dict[str, Any]],
+        recordings_dir: pathlib.Path,
+        max_peers_per_person: int = 4,
+        max_sdp_bytes: int = 65536,
+        send: SendMessage,
+        reconnect_grace: float = 30.0,
+        on_recording: OnRecording | None = None,
+    ) -> None:
+        hooks.check_internals()  # refuse to start on an aiortc whose internals moved
+        self._configuration = RTCConfiguration(
+            iceServers=[
+                RTCIceServer(
+                    urls=server["urls"],
+                    username=server.get("username"),
+                    credential=server.get("credential"),
+                )
+                for server in ice_servers
+            ]
+        )
+        self._recordings_dir = pathlib.Path(recordings_dir)
+        self._max_peers = max_peers_per_person
+        self._max_sdp_bytes = max_sdp_bytes
+        self._send = send
+        self._grace = reconnect_grace
+        self._on_recording = on_recording
+        # Storing a finished recording is awaited at shutdown, never cancelled.
+        self._recording_tasks: set[asyncio.Task[Any]] = set()
+        self._stages: dict[str, Stage] = {}
+        self._peers: dict[str, Peer] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # -- signalling ----------------------------------------------------------------------------
+
+    async def publish(
+        self, *, session_id: str, person_id: str, connection_id: str, may_publish: bool, sdp: str
+    ) -> dict[str, Any]:
+        """Answer a client's offer for its publishing connection (receive-only unless allowed)."""
+        self._check_sdp(sdp)
+        stage = self._stage(session_id)
+        current = [
+            p
+            for p in self._peers.values()
+            if isinstance(p, PublishingPeer)
+            and p.session_id == session_id
+            and p.person_id == person_id
+        ]
+        same = next(
+            (
+                p
+                for p in current
+                if p.connection_id == connection_id and p.may_publish == may_publish
+            ),
+            None,
+        )
+        if same is not None:
+            # A renegotiation on the live connection, e.g. a screen share added or stopped.
+            answer = await same.accept_offer(sdp)
+            if may_publish:
+                stage.attach(stage.publisher(person_id), same)
+                await self._restage(stage)
+            return {"peer_id": same.id, "sdp": answer}
+
+        self._check_peer_limit(person_id, replacing=len(current))
+        peer = PublishingPeer(
+            session_id=session_id,
+            person_id=person_id,
+            connection_id=connection_id,
+            may_publish=may_publish,
+            configuration=self._configuration,
+        )
+        self._register(peer)
+        try:
+            answer = await peer.accept_offer(sdp)
+        except BaseException:
+            await self._drop(peer)
+            raise
+        if may_publish:
+            stage.attach(stage.publisher(person_id), peer)
+        # The new connection replaces any earlier one of this person in this session.
+        for old in current:
+            await self._drop(old)
+        if may_publish:
+            await self._restage(stage)
+        return {"peer_id": peer.id, "sdp": answer}
+
+    async def watch(
+        self, *, session_id: str, person_id: str, connection_id: str, sees_green_room: bool
+    ) -> dict[str, Any]:
+        """Open a viewing connection; the server offers one sendonly m-line per forwarded track."""
+        self._check_peer_limit(person_id)
+        stage = self._stage(session_id)
+        peer = ViewingPeer(
+            session_id=session_id,
+            person_id=person_id,
+            connection_id=connection_id,
+            sees_green_room=sees_green_room,
+            configuration=self._configuration,
+        )
+        self._register(peer)
+        stage.viewers[peer.id] = peer
+        try:
+            async with peer.lock:
+                peer.apply(stage.wanted_for(peer))
+                sdp = await peer.offer()
+        except BaseException:
+            await self._drop(peer)
+            raise
+        return {"peer_id": peer.id, "sdp": sdp, "tracks": peer.describe_tracks()}
+
+    async def answer(self, *, connection_id: str, peer_id: str, sdp: str) -> None:
+        """The client's answer to an offer the server made on a viewing connection."""
+        self._check_sdp(sdp)
+        peer = self._peers.get(peer_id)
+        if not isinstance(peer, ViewingPeer) or peer.connection_id != connection_id or peer.closed:
+            raise MediaError(PEER_NOT_FOUND, "no such viewing peer on this connection")
+        if await peer.accept_answer(sdp):
+            stage = self._stages.get(peer.session_id)
+            if stage is not None:
+                await self._update_viewer(stage, peer)
+
+    # -- stage control -------------------------------------------------------------------------
+
+    async def set_live(self, *, session_id: str, person_id: str, live: bool) -> None:
+        stage = self._stage(session_id)
+        publisher = stage.publisher(person_id)
+        if live and not publisher.live:
+            publisher.live_since = now()
+        publisher.live = live
+        await self._restage(stage)
+
+    async def set_muted(self, *, session_id: str, person_id: str, kind: str, muted: bool) -> None:
+        if kind not in ("audio", "video"):
+            raise MediaError(BAD_KIND, "kind must be 'audio' or 'video'")
+        stage = self._stage(session_id)
+        stage.publisher(person_id).muted[kind] = muted
+        await self._restage(stage)
+
+    def stage(self, session_id: str) -> dict[str, Any]:
+        stage = self._stages.get(session_id)
+        if stage is None:
+            return {
+                "session_id": session_id,
+                "publishers": [],
+                "live": [],
+                "viewers": 0,
+                "recording": None,
+            }
+        return stage.describe()
+
+    def recordings(self, session_id: str) -> list[pathlib.Path]:
+        """Finished recordings of this session, oldest first."""
+        if not self._recordings_dir.is_dir():
+            return []
+        pattern = recording_pattern(session_id)
+        stage = self._stages.get(session_id)
+        in_progress = stage.recorder.path if stage is not None and stage.recorder else None
+        return sorted(
+            path
+            for path in self._recordings_dir.iterdir()
+            if pattern.fullmatch(path.name) and path != in_progress
+        )
+
+    # -- teardown ------------------------------------------------------------------------------
+
+    async def end_session(self, session_id: str) -> None:
+        stage = self._stages.pop(session_id, None)
+        if stage is None:
+            return
+        for publisher in stage.publishers.values():
+            if publisher.grace is not None:
+                publisher.grace.cancel()
+        stage.finish_recording()
+        peers = [p for p in self._peers.values() if p.session_id == session_id]
+        await self._close_peers(peers)
+
+    async def close_connection(self, connection_id: str) -> None:
+        peers = [p for p in self._peers.values() if p.connection_id == connection_id]
+        await self._close_peers(peers)
+
+    async def close(self) -> None:
+        self._closed = True
+        for session_id in list(self._stages):
+            await self.end_session(session_id)
+        await self._close_peers(list(self._peers.values()))
+        if self._recording_tasks:
+            await asyncio.gather(*self._recording_tasks, return_exceptions=True)
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_sdp(self, sdp: object) -> None:
+        if not isinstance(sdp, str) or not sdp.strip():
+            raise MediaError(BAD_SDP, "an SDP string is required")
+        if len(sdp.encode("utf-8", "replace")) > self._max_sdp_bytes:
+            raise MediaError(SDP_TOO_LARGE, f"SDP larger than {self._max_sdp_bytes} bytes")
+
+    def _check_peer_limit(self, person_id: str, replacing: int = 0) -> None:
+        held = sum(1 for p in self._peers.values() if p.person_id == person_id and not p.closed)
+        if held - replacing + 1 > self._max_peers:
+            raise MediaError(TOO_MANY_PEERS, f"at most {self._max_peers} media connections")
+
+    def _recorded(
+        self, session_id: str, path: pathlib.Path, started: datetime, ended: datetime
+    ) -> None:
+        if self._on_recording is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._on_recording(session_id, path, started, ended)
+            )
+            self._recording_tasks.add(task)
+            task.add_done_callback(self._recording_tasks.discard)
+
+    def _stage(self, session_id: str) -> Stage:
+        stage = self._stages.get(session_id)
+        if stage is None:
+            stage = self._stages[session_id] = Stage(
+                session_id=session_id,
+                recordings_dir=self._recordings_dir,
+                on_recorded=self._recorded,
+            )
+        return stage
+
+    def _register(self, peer: Peer) -> None:
+        self._peers[peer.id] = peer
+
+        @peer.pc.on("connectionstatechange")
+        def on_state() -> None:
+            if peer.pc.connectionState == "failed" and not peer.closed:
+                logger.info("peer %s failed; closing it", peer.id)
+                self._spawn(self._close_peers([peer]))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close_peers(self, peers: list[Peer]) -> None:
+        if peers:
+            await asyncio.gather(*(self._drop(p) for p in peers))
+
+    async def _drop(self, peer: Peer) -> None:
+        """Forget a peer at once (forwarding to/from it stops), then let aiortc close it."""
+        if self._peers.pop(peer.id, None) is None and peer.closed:
+            return
+        peer.closed = True
+        stage = self._stages.get(peer.session_id)
+        if isinstance(peer, ViewingPeer):
+            for slot in peer.slots:
+                slot.close()
+            if stage is not None:
+                stage.viewers.pop(peer.id, None)
+        elif isinstance(peer, PublishingPeer):
+            for track in peer.tracks.values():
+                track.close()
+            publisher = stage.publishers.get(peer.person_id) if stage is not None else None
+            if stage is not None and publisher is not None and publisher.peer is peer:
+                publisher.peer = None
+                if not self._closed:
+                    publisher.grace = asyncio.get_running_loop().call_later(
+                        self._grace, self._grace_expired, stage, peer.person_id
+                    )
+                    self._spawn(self._restage(stage))
+        try:
+            await asyncio.wait_for(peer.pc.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            logger.warning("peer %s did not close within %.0f s", peer.id, CLOSE_TIMEOUT)
+        except Exception:
+            logger.exception("closing peer %s failed", peer.id)
+
+    def _grace_expired(self, stage: Stage, person_id: str) -> None:
+        publisher = stage.publishers.get(person_id)
+        if publisher is None or publisher.peer is not None:
+            return
+        publisher.grace = None
+        del stage.publishers[person_id]
+        if self._stages.get(stage.session_id) is stage:
+            self._spawn(self._restage(stage))
+
+    async def _restage(self, stage: Stage) -> None:
+        """Bring recording and every viewer of the stage in line with its current state."""
+        stage.update_recording()
+        viewers = list(stage.viewers.values())
+        if viewers:
+            await asyncio.gather(*(self._update_viewer(stage, v) for v in viewers))
+
+    async def _update_viewer(self, stage: Stage, viewer: ViewingPeer) -> None:
+        try:
+            sdp = await viewer.update(stage.wanted_for(viewer))
+        except Exception:
+            if not viewer.closed:  # a viewer closed meanwhile is not worth a traceback
+                logger.exception("renegotiating viewer %s failed", viewer.id)
+            return
+        if sdp is None:
+            return
+        message = {
+            "type": "media.offer",
+            "peer_id": viewer.id,
+            "sdp": sdp,
+            "tracks": viewer.describe_tracks(),
+        }
+        try:
+            await self._send(viewer.connection_id, message)
+        except Exception:
+            logger.exception("sending an offer to connection %s failed", viewer.connection_id)

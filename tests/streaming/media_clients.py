@@ -1,0 +1,300 @@
+"""Client-side helpers for the media tests and the benchmark: real aiortc peers on loopback.
+
+(Named uniquely rather than living in conftest.py so that test modules can import it safely.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import pathlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import av
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
+
+from streaming import MediaServer
+
+VIDEO_RATE = 30
+WIDTH, HEIGHT = 640, 480
+
+
+class SyntheticCamera(VideoStreamTrack):
+    """640x480 at 30 fps with moving content, so every frame costs the encoder real bits."""
+
+    kind = "video"
+
+    def __init__(self, width: int = WIDTH, height: int = HEIGHT, rate: int = VIDEO_RATE) -> None:
+        super().__init__()
+        self.width, self.height, self.rate = width, height, rate
+        self._count = 0
+        self._start: float | None = None
+        row = bytes(range(256)) * (width // 256 + 2)
+        self._luma_rows = [row[i % 256 : i % 256 + width] for i in range(256)]
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        due = self._start + self._count / self.rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        shift = (self._count * 7) % 256
+        luma = b"".join(self._luma_rows[(y + shift) % 256] for y in range(self.height))
+        frame.planes[0].update(luma)
+        chroma = bytes([(self._count * 3) % 256]) * (self.width * self.height // 4)
+        frame.planes[1].update(chroma)
+        frame.planes[2].update(chroma)
+        frame.pts = int(self._count * 90000 / self.rate)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._count += 1
+        return frame
+
+
+class Tone(AudioStreamTrack):
+    """aiortc's silent audio track is fine for forwarding: it is still Opus at 50 packets/s."""
+
+
+class PacketCounter:
+    """Counts RTP packets and whole frames (marker bit) a client receiver gets, without decoding."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.frames = 0
+        self.frame_times: list[float] = []
+        self.first_packet_at: float | None = None
+        self.keyframe_at: float | None = None
+        self.latencies: list[float] = []
+        self.ssrcs: set[int] = set()
+        self.sequence_jumps = 0  # discontinuities a switch of source must not cause
+        self._last_sequence: int | None = None
+
+    def attach(self, receiver: Any, *, decode: bool = False) -> None:
+        original = receiver._handle_rtp_packet
+
+        async def handle(packet: Any, arrival_time_ms: int) -> None:
+            now = time.monotonic()
+            self.packets += 1
+            if self.first_packet_at is None:
+                self.first_packet_at = now
+            self.ssrcs.add(packet.ssrc)
+            if (
+                self._last_sequence is not None
+                and (packet.sequence_number - self._last_sequence) & 0xFFFF > 1000
+                and (self._last_sequence - packet.sequence_number) & 0xFFFF > 1000
+            ):
+                self.sequence_jumps += 1
+            self._last_sequence = packet.sequence_number
+            if packet.marker:
+                self.frames += 1
+                self.frame_times.append(now)
+            abs_send_time = packet.extensions.abs_send_time
+            if abs_send_time is not None and self.packets % 10 == 0:
+                # abs-send-time is the publisher's 6.18 fixed-point NTP send time, forwarded as is.
+                ntp = int((time.time() + 2208988800) * (1 << 18)) & 0xFFFFFF
+                self.latencies.append(((ntp - abs_send_time) & 0xFFFFFF) / (1 << 18))
+            if decode:
+                await original(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = handle
+
+    def fps(self, since: float, until: float) -> float:
+        count = sum(1 for t in self.frame_times if since <= t < until)
+        return count / (until - since)
+
+
+async def wait_connected(pc: RTCPeerConnection, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while pc.connectionState != "connected":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"peer stuck in {pc.connectionState}")
+        await asyncio.sleep(0.02)
+
+
+async def publisher_offer(
+    pc: RTCPeerConnection,
+    tracks: list[MediaStreamTrack],
+    *,
+    edit: Callable[[str], str] | None = None,
+) -> str:
+    for track in tracks:
+        pc.addTransceiver(track, direction="sendonly")
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)
+    sdp = pc.localDescription.sdp
+    return edit(sdp) if edit else sdp
+
+
+async def apply_answer(pc: RTCPeerConnection, sdp: str) -> None:
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+
+class Viewer:
+    """The client side of a watch(): answers every server offer, counts what arrives per track."""
+
+    def __init__(self, *, decode: bool = False) -> None:
+        self.pc = RTCPeerConnection()
+        self.decode = decode
+        self.counters: dict[str, PacketCounter] = {}  # mid -> counter
+        self.tracks: list[dict[str, str]] = []
+        self.offers: list[str] = []
+        self.answered_at: float | None = None
+        self.frames: asyncio.Queue[Any] = asyncio.Queue()
+        self._readers: list[asyncio.Task[None]] = []
+        self.peer_id: str | None = None
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if self.decode and track.kind == "video":
+                self._readers.append(asyncio.ensure_future(self._read(track)))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                await self.frames.put((time.monotonic(), frame))
+        except Exception:
+            return
+
+    async def accept(self, offer: dict[str, Any], answer: Callable[[str], Awaitable[None]]) -> None:
+        self.peer_id = offer["peer_id"]
+        self.offers.append(offer["sdp"])
+        self.tracks = offer.get("tracks", [])
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid is not None and transceiver.mid not in self.counters:
+                counter = self.counters[transceiver.mid] = PacketCounter()
+                counter.attach(transceiver.receiver, decode=self.decode)
+        reply = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(reply)
+        self.answered_at = time.monotonic()
+        await answer(self.pc.localDescription.sdp)
+
+    def counter(
+        self, kind: str, person_id: str | None = None, source: str | None = None
+    ) -> PacketCounter | None:
+        for track in self.tracks:
+            if (
+                track["kind"] == kind
+                and (person_id is None or track["person_id"] == person_id)
+                and (source is None or track["source"] == source)
+            ):
+                return self.counters.get(track["mid"])
+        return None
+
+    def kinds(self) -> set[tuple[str, str]]:
+        return {(t["person_id"], t["kind"]) for t in self.tracks}
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        await self.pc.close()
+        for task in self._readers:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
+async def eventually(
+    predicate: Callable[[], bool], timeout: float = 5.0, message: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not reached within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+class Conference:
+    """A MediaServer plus the client peers of one test; `send` is wired to the viewers' answers."""
+
+    def __init__(self, recordings: pathlib.Path, **options: Any) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.viewers: dict[str, Viewer] = {}
+        self.publishers: list[RTCPeerConnection] = []
+        self.answer_tasks: set[asyncio.Task[None]] = set()
+        self.recordings = recordings
+        self.server = MediaServer(
+            ice_servers=[], recordings_dir=recordings, send=self._send, **options
+        )
+
+    async def _send(self, connection_id: str, message: dict[str, Any]) -> None:
+        self.messages.append((connection_id, message))
+        viewer = self.viewers.get(connection_id)
+        if viewer is not None and message["type"] == "media.offer":
+            task = asyncio.ensure_future(
+                viewer.accept(message, self._answerer(connection_id, message))
+            )
+            self.answer_tasks.add(task)
+            task.add_done_callback(self.answer_tasks.discard)
+
+    def _answerer(self, connection_id: str, offer: dict[str, Any]) -> Callable[[str], Any]:
+        async def answer(sdp: str) -> None:
+            await self.server.answer(connection_id=connection_id, peer_id=offer["peer_id"], sdp=sdp)
+
+        return answer
+
+    async def publish(
+        self,
+        session_id: str,
+        person_id: str,
+        *,
+        connection_id: str | None = None,
+        may_publish: bool = True,
+        tracks: list[Any] | None = None,
+        edit: Callable[[str], str] | None = None,
+    ) -> RTCPeerConnection:
+        pc = RTCPeerConnection()
+        self.publishers.append(pc)
+        if tracks is None:
+            tracks = [SyntheticCamera(), Tone()]
+        sdp = await publisher_offer(pc, tracks, edit=edit)
+        reply = await self.server.publish(
+            session_id=session_id,
+            person_id=person_id,
+            connection_id=connection_id or f"conn-{person_id}",
+            may_publish=may_publish,
+            sdp=sdp,
+        )
+        await apply_answer(pc, reply["sdp"])
+        return pc
+
+    async def watch(
+        self,
+        session_id: str,
+        person_id: str,
+        *,
+        connection_id: str | None = None,
+        sees_green_room: bool = False,
+        decode: bool = False,
+    ) -> Viewer:
+        connection_id = connection_id or f"conn-{person_id}"
+        viewer = Viewer(decode=decode)
+        self.viewers[connection_id] = viewer
+        offer = await self.server.watch(
+            session_id=session_id,
+            person_id=person_id,
+            connection_id=connection_id,
+            sees_green_room=sees_green_room,
+        )
+        await viewer.accept(offer, self._answerer(connection_id, offer))
+        return viewer
+
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every renegotiation the server started has been answered."""
+        await eventually(lambda: not self.answer_tasks, timeout, "renegotiation")
+        for task in list(self.answer_tasks):
+            await task
+
+    async def close(self) -> None:
+        await self.settle()
+        await self.server.close()
+        for viewer in self.viewers.values():
+            await viewer.close()
+        for pc in self.publishers:
+            await pc.close()

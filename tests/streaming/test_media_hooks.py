@@ -1,0 +1,129 @@
+"""The aiortc internals the forwarder depends on, and the pure RTP rewriting it does."""
+
+from __future__ import annotations
+
+import pathlib
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiortc import RTCRtpReceiver, RTCRtpSender
+
+from streaming import MediaServer, aiortc_hooks
+from streaming.forwarder import ForwardedPacket, ViewerSlot
+from streaming.payloads import h264_keyframe_start, vp8_frame_size, vp8_keyframe_start
+
+
+def test_aiortc_still_has_every_internal_the_forwarder_hooks() -> None:
+    aiortc_hooks.check_internals()
+
+
+def test_a_changed_aiortc_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def handle_rtp_packet(self: Any, packet: Any, arrival_time_ms: int) -> None:
+        """An imagined future aiortc that decodes without a jitter buffer."""
+
+    async def no_keyframes(self: Any, packet: Any) -> None:
+        """An imagined future aiortc that handles PLI some other way."""
+
+    monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", handle_rtp_packet)
+    monkeypatch.setattr(RTCRtpSender, "_handle_rtcp_packet", no_keyframes)
+    with pytest.raises(aiortc_hooks.AiortcInternalsChanged) as changed:
+        aiortc_hooks.check_internals()
+    assert "__jitter_buffer" in str(changed.value) and "_send_keyframe" in str(changed.value)
+
+    async def send(connection_id: str, message: dict[str, Any]) -> None: ...
+
+    with pytest.raises(aiortc_hooks.AiortcInternalsChanged):
+        MediaServer(ice_servers=[], recordings_dir=pathlib.Path("unused"), send=send)
+
+
+VP8_KEY = bytes([0x90, 0x80, 0x81, 0x23, 0x50, 0x00, 0x00, 0x9D, 0x01, 0x2A])
+VP8_DELTA = bytes([0x90, 0x80, 0x81, 0x24, 0x51, 0x00, 0x00])
+VP8_CONTINUATION = bytes([0x80, 0x80, 0x81, 0x23, 0x50])
+
+
+def test_keyframes_are_recognised_from_the_payload_alone() -> None:
+    assert vp8_keyframe_start(VP8_KEY)
+    assert not vp8_keyframe_start(VP8_DELTA)
+    assert not vp8_keyframe_start(VP8_CONTINUATION)
+    assert not vp8_keyframe_start(b"")
+    assert h264_keyframe_start(bytes([0x67, 0x42]))  # SPS
+    assert h264_keyframe_start(bytes([0x7C, 0x85]))  # FU-A start of an IDR slice
+    assert not h264_keyframe_start(bytes([0x7C, 0x05]))  # FU-A middle
+    assert h264_keyframe_start(bytes([0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xCE]))
+    assert not h264_keyframe_start(bytes([0x41, 0x9A]))
+    frame = bytes([0x50, 0x42, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01])
+    assert vp8_frame_size(frame) == (640, 480)
+
+
+class FakeTrack:
+    """Stands in for a PublishedTrack: one codec, no history."""
+
+    def __init__(self) -> None:
+        self.slots: list[ViewerSlot] = []
+        self.keyframe_requests = 0
+
+    def codec(self, payload_type: int) -> Any:
+        return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
+
+    def add_slot(self, slot: ViewerSlot) -> None:
+        self.slots.append(slot)
+
+    def remove_slot(self, slot: ViewerSlot) -> None:
+        self.slots.remove(slot)
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+
+    def history(self, sequence_number: int) -> None:
+        return None
+
+
+def packet(seq: int, ts: int, keyframe: bool = False) -> ForwardedPacket:
+    return ForwardedPacket(seq, ts, 1, 96, b"\x10\x00", None, None, keyframe, 0)
+
+
+def test_a_slot_keeps_numbering_continuous_when_its_source_switches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[bytes] = []
+    monkeypatch.setattr(aiortc_hooks, "sendable", lambda sender: True)
+    monkeypatch.setattr(
+        aiortc_hooks.RtpOutput, "send", lambda self, data: sent.append(data) or True
+    )
+    monkeypatch.setattr(aiortc_hooks, "note_sent", lambda *args: None)
+    monkeypatch.setattr(aiortc_hooks, "compatible_payload_type", lambda transceiver, codec: 120)
+    transceiver = SimpleNamespace(
+        kind="video",
+        mid="3",
+        direction="sendonly",
+        sender=SimpleNamespace(_ssrc=0x11223344, _track_id="", _stream_id=""),
+        _headerExtensions=[SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1)],
+    )
+    slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
+    slot.reserve(("speaker", "camera"), "t", "s")
+    first, second = FakeTrack(), FakeTrack()
+    slot.set_source(first)  # type: ignore[arg-type]
+    assert first.slots == []  # not before the viewer has answered
+    slot.mark_negotiated()
+    assert first.slots == [slot] and first.keyframe_requests == 1
+
+    slot.forward(packet(100, 5000))  # no keyframe yet: dropped
+    assert sent == []
+    for i in range(3):
+        slot.forward(packet(101 + i, 6000 + 3000 * i, keyframe=(i == 0)))
+    slot.set_source(second)  # type: ignore[arg-type]
+    slot.forward(packet(60000, 1_000_000))  # waits for the new source's keyframe
+    slot.forward(packet(60001, 1_003_000, keyframe=True))
+    slot.forward(packet(60002, 1_006_000))
+
+    assert len(sent) == 5
+    numbers = [int.from_bytes(d[2:4], "big") for d in sent]
+    stamps = [int.from_bytes(d[4:8], "big") for d in sent]
+    assert [(n - numbers[0]) & 0xFFFF for n in numbers] == [0, 1, 2, 3, 4]
+    assert all(0 < (b - a) & 0xFFFFFFFF < 90000 for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(d[1] & 0x7F == 120 and d[8:12] == bytes.fromhex("11223344") for d in sent)
+    assert sent[0][12:16] == bytes([0xBE, 0xDE, 0x00, 0x01]) and sent[0][16:18] == b"\x10" + b"3"
+
+    slot.release()
+    assert second.slots == [] and slot.key is None and transceiver.direction == "inactive"

@@ -1,0 +1,53 @@
+"""Stories about recording: a live stage becomes a Matroska file of the forwarded VP8 + Opus."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import av
+from media_clients import Conference, eventually
+
+
+async def test_a_live_session_is_recorded_without_transcoding(conference: Conference) -> None:
+    """The file opens with PyAV, holds VP8 + Opus, and lasts as long as the stage was live."""
+    await conference.publish("s1", "speaker")
+    chair = await conference.watch("s1", "chair", sees_green_room=True)
+    await eventually(
+        lambda: chair.counter("video") is not None and chair.counter("video").frames > 5, 5
+    )
+    await asyncio.sleep(0.5)  # green room time is not recorded
+    assert conference.server.stage("s1")["recording"] is None
+
+    went_live = time.monotonic()
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    assert conference.server.stage("s1")["recording"] is not None
+    assert conference.server.recordings("s1") == []  # still being written
+    await asyncio.sleep(3.0)
+    await conference.server.end_session("s1")
+    live_for = time.monotonic() - went_live
+
+    files = conference.server.recordings("s1")
+    assert len(files) == 1 and files[0].parent == conference.recordings
+    assert files[0].name.startswith("s1-") and files[0].suffix == ".mkv"
+    with av.open(str(files[0])) as container:
+        codecs = sorted(stream.codec_context.name for stream in container.streams)
+        assert codecs == ["opus", "vp8"]
+        assert container.duration is not None
+        duration = container.duration / av.time_base
+        assert abs(duration - live_for) <= 1.0, f"{duration:.2f} s recorded, {live_for:.2f} s live"
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 480)
+        decoded = sum(1 for _ in container.decode(video=0))  # the test may decode; the server not
+    assert decoded >= 25 * (live_for - 1.0)
+
+
+async def test_each_live_period_is_its_own_file(conference: Conference) -> None:
+    await conference.publish("s1", "speaker")
+    for _ in range(2):
+        await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+        await asyncio.sleep(1.2)
+        await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
+    files = conference.server.recordings("s1")
+    assert len(files) == 2 and files[0] != files[1]
+    assert conference.server.recordings("s10") == []

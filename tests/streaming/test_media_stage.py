@@ -1,0 +1,234 @@
+"""Stories about the stage: green room, going live, muting, attendees who may not publish, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from media_clients import (
+    Conference,
+    PacketCounter,
+    SyntheticCamera,
+    Viewer,
+    apply_answer,
+    eventually,
+)
+
+from streaming.peers import PublishingPeer
+
+
+def receiving(viewer: Viewer, person_id: str, kind: str) -> bool:
+    counter = viewer.counter(kind, person_id)
+    return counter is not None and counter.packets > 0
+
+
+def growing(viewer: Viewer, person_id: str, kind: str) -> Callable[[], bool]:
+    counter = viewer.counter(kind, person_id)
+    start = counter.packets if counter else 0
+
+    def check() -> bool:
+        current = viewer.counter(kind, person_id)
+        return current is not None and current.packets > start + 5
+
+    return check
+
+
+async def test_a_green_room_speaker_reaches_the_chair_and_attendees_only_once_live(
+    conference: Conference,
+) -> None:
+    """The chair sees a speaker in the green room; attendees see nothing until set_live."""
+    chair = await conference.watch("s1", "chair", sees_green_room=True)
+    attendee = await conference.watch("s1", "attendee")
+    await conference.publish("s1", "speaker")
+    await conference.settle()
+
+    await eventually(
+        lambda: receiving(chair, "speaker", "video") and receiving(chair, "speaker", "audio"),
+        5,
+        "chair receives green room",
+    )
+    await asyncio.sleep(0.5)
+    assert attendee.tracks == [] and sum(c.packets for c in attendee.counters.values()) == 0
+    assert conference.server.stage("s1")["live"] == []
+
+    offers_before = len(attendee.offers)
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    await conference.settle()
+    assert len(attendee.offers) == offers_before + 1  # renegotiated, no new connection
+    await eventually(
+        lambda: receiving(attendee, "speaker", "video") and receiving(attendee, "speaker", "audio"),
+        5,
+        "attendee receives",
+    )
+    assert conference.server.stage("s1")["live"] == ["speaker"]
+
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
+    await conference.settle()
+    assert attendee.tracks == []
+    assert chair.kinds() == {("speaker", "video"), ("speaker", "audio")}
+
+
+async def test_a_speaker_does_not_receive_their_own_stream(conference: Conference) -> None:
+    await conference.publish("s1", "speaker")
+    own = await conference.watch(
+        "s1", "speaker", connection_id="conn-speaker-view", sees_green_room=True
+    )
+    assert own.tracks == []
+
+
+async def test_muting_audio_removes_it_for_attendees_but_not_the_chair(
+    conference: Conference,
+) -> None:
+    await conference.publish("s1", "speaker")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    attendee = await conference.watch("s1", "attendee")
+    chair = await conference.watch("s1", "chair", sees_green_room=True)
+    await eventually(lambda: receiving(attendee, "speaker", "audio"), 5)
+
+    await conference.server.set_muted(
+        session_id="s1", person_id="speaker", kind="audio", muted=True
+    )
+    await conference.settle()
+    assert attendee.kinds() == {("speaker", "video")}
+    audio = attendee.counters[
+        next(
+            iter(
+                mid
+                for mid, c in attendee.counters.items()
+                if c is not None and mid not in {t["mid"] for t in attendee.tracks}
+            )
+        )
+    ]
+    stopped_at = audio.packets
+    await eventually(growing(attendee, "speaker", "video"), 3, "video continues")
+    await eventually(growing(chair, "speaker", "audio"), 3, "chair still hears")
+    assert audio.packets <= stopped_at + 2  # at most what was in flight
+    assert conference.server.stage("s1")["publishers"][0]["muted"] == {
+        "audio": True,
+        "video": False,
+    }
+
+    await conference.server.set_muted(
+        session_id="s1", person_id="speaker", kind="audio", muted=False
+    )
+    await conference.settle()
+    assert attendee.kinds() == {("speaker", "video"), ("speaker", "audio")}
+    await eventually(growing(attendee, "speaker", "audio"), 3, "audio back")
+
+
+async def test_an_attendees_offer_gets_a_receive_only_answer(conference: Conference) -> None:
+    """SECURITY 4: an attendee's publish offer is answered inactive and no media is taken."""
+    chair = await conference.watch("s1", "chair", sees_green_room=True)
+    pc = await conference.publish("s1", "attendee", may_publish=False)
+    answer = pc.remoteDescription.sdp
+    directions = [
+        line
+        for line in answer.splitlines()
+        if line in ("a=sendrecv", "a=recvonly", "a=sendonly", "a=inactive")
+    ]
+    assert directions and set(directions) == {"a=inactive"}
+    await asyncio.sleep(1.0)
+    peer = next(p for p in conference.server._peers.values() if isinstance(p, PublishingPeer))
+    assert peer.tracks == {}
+    stage = conference.server.stage("s1")
+    assert stage["publishers"] == []
+    assert chair.tracks == []
+    assert all(t.receiver._enabled is False for t in peer.pc.getTransceivers())
+
+
+async def test_a_publisher_who_reconnects_within_the_grace_period_stays_live(
+    conference_factory: Callable[..., Conference],
+) -> None:
+    """SECURITY 18: the speaker's connection drops and comes back; the chair does nothing."""
+    conference = conference_factory(reconnect_grace=1.5)
+    await conference.publish("s1", "speaker", connection_id="first")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    await conference.server.set_muted(
+        session_id="s1", person_id="speaker", kind="video", muted=False
+    )
+    attendee = await conference.watch("s1", "attendee")
+    await eventually(lambda: receiving(attendee, "speaker", "video"), 5)
+    offers = len(attendee.offers)
+
+    await conference.server.close_connection("first")
+    stage = conference.server.stage("s1")["publishers"]
+    assert stage[0]["live"] is True and stage[0]["connected"] is False
+
+    await asyncio.sleep(0.5)
+    await conference.publish("s1", "speaker", connection_id="second")
+    stage = conference.server.stage("s1")["publishers"]
+    assert stage[0]["live"] is True and stage[0]["connected"] is True
+    # The attendee's m-lines simply switch to the new connection: same SSRC, continuous numbers.
+    await eventually(growing(attendee, "speaker", "video"), 5, "video resumes")
+    assert len(attendee.offers) == offers
+    video = attendee.counter("video", "speaker")
+    assert video is not None and len(video.ssrcs) == 1 and video.sequence_jumps == 0
+    await asyncio.sleep(1.5)  # past the grace period: still on stage
+    assert conference.server.stage("s1")["live"] == ["speaker"]
+
+    await conference.server.close_connection("second")
+    await asyncio.sleep(2.0)
+    await conference.settle()
+    assert conference.server.stage("s1")["publishers"] == []
+    assert attendee.tracks == []
+
+
+async def test_a_screen_share_added_mid_session_reaches_viewers_by_renegotiation(
+    conference: Conference,
+) -> None:
+    """The speaker adds a second video track on the same connection; viewers get a 'screen'."""
+    speaker = await conference.publish("s1", "speaker")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    attendee = await conference.watch("s1", "attendee")
+    await eventually(lambda: receiving(attendee, "speaker", "video"), 5)
+
+    speaker.addTransceiver(SyntheticCamera(width=320, height=240), direction="sendonly")
+    await speaker.setLocalDescription(await speaker.createOffer())
+    reply = await conference.server.publish(
+        session_id="s1",
+        person_id="speaker",
+        connection_id="conn-speaker",
+        may_publish=True,
+        sdp=speaker.localDescription.sdp,
+    )
+    await apply_answer(speaker, reply["sdp"])
+    await conference.settle()
+
+    sources = {(t["person_id"], t["source"]) for t in attendee.tracks}
+    assert sources == {("speaker", "camera"), ("speaker", "mic"), ("speaker", "screen")}
+    await eventually(
+        lambda: (attendee.counter("video", "speaker", "screen") or PacketCounter()).frames > 10,
+        5,
+        "screen frames",
+    )
+    assert len(conference.server.stage("s1")["publishers"][0]["tracks"]) == 3
+    await eventually(growing(attendee, "speaker", "video"), 3, "camera continues")
+
+
+async def test_an_h264_speaker_is_forwarded_as_h264(conference: Conference) -> None:
+    """A viewer gets the speaker's codec as is: H.264 in, H.264 out, decodable by the viewer."""
+
+    from aiortc import RTCPeerConnection, RTCRtpSender
+
+    pc = RTCPeerConnection()
+    conference.publishers.append(pc)
+    transceiver = pc.addTransceiver(SyntheticCamera(width=320, height=240), direction="sendonly")
+    transceiver.setCodecPreferences(
+        [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+    )
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await conference.server.publish(
+        session_id="s1",
+        person_id="speaker",
+        connection_id="conn-speaker",
+        may_publish=True,
+        sdp=pc.localDescription.sdp,
+    )
+    await apply_answer(pc, reply["sdp"])
+    chair = await conference.watch("s1", "chair", sees_green_room=True, decode=True)
+    _, frame = await asyncio.wait_for(chair.frames.get(), 5.0)
+    assert (frame.width, frame.height) == (320, 240)
+    publishing = next(p for p in conference.server._peers.values() if isinstance(p, PublishingPeer))
+    assert publishing.tracks["camera"].codec_name == "H264"
+    # The viewer's m-line lists VP8 first, but it is sent the H.264 payload type, and decodes it.
+    assert "video/H264" in {c.mimeType for c in chair.pc.getTransceivers()[0]._codecs}
