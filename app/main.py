@@ -19,7 +19,10 @@ from app.event.router import router as event_router
 from app.invites.router import router as invites_router
 from app.pages import install as install_pages
 from app.people.router import router as people_router
+from app.recordings.router import router as recordings_router
 from app.settings import Settings
+from chat.gateway import open_gateway
+from chat.router import router as live_router
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -70,6 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             app.state.engine = engine
             app.state.sessionmaker = make_sessionmaker(engine)
+            app.state.live = await stack.enter_async_context(
+                open_gateway(
+                    settings=settings, sessionmaker=app.state.sessionmaker, state=app.state
+                )
+            )
             yield
 
     app = FastAPI(
@@ -82,7 +90,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    for router in (auth_router, event_router, agenda_router, people_router, invites_router):
+    for router in (
+        auth_router,
+        event_router,
+        agenda_router,
+        people_router,
+        invites_router,
+        recordings_router,
+        live_router,
+    ):
         app.include_router(router)
     install_pages(app)
     return app

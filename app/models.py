@@ -6,14 +6,36 @@ from app.db import Base
 from app.event.models import Event
 from app.invites.models import Invite
 from app.people.models import Organiser, Participant, SessionRole
+from app.recordings.models import Recording
+from chat.models import (
+    AuditEntry,
+    Message,
+    Poll,
+    PollVote,
+    Question,
+    QuestionVote,
+    Room,
+    RoomEvent,
+    Sanction,
+)
 
 __all__ = [
     "AccessToken",
+    "AuditEntry",
     "Base",
     "Event",
     "Invite",
+    "Message",
     "Organiser",
     "Participant",
+    "Poll",
+    "PollVote",
+    "Question",
+    "Recording",
+    "QuestionVote",
+    "Room",
+    "RoomEvent",
+    "Sanction",
     "Session",
     "SessionRole",
 ]

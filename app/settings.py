@@ -26,6 +26,24 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     # Fan-out bus for the live gateway: `memory://` (one process) or `redis://host:port/db`.
     bus_url: str = "memory://"
+    # Live gateway (chat/): a socket must join within live_auth_seconds; frames over
+    # live_max_frame_bytes close it (1009); a socket whose outgoing queue holds live_queue_frames
+    # is dropped (1013); a resume further back than live_replay_events gets a full resync.
+    live_auth_seconds: float = 5.0
+    live_max_frame_bytes: int = 16 * 1024
+    live_queue_frames: int = 256
+    live_replay_events: int = 1000
+    live_history_messages: int = 50
+    live_purge_every_seconds: float = 3600.0
+    # Per person and room: kind -> (burst, refills per minute).
+    live_rate_limits: dict[str, tuple[int, float]] = Field(
+        default_factory=lambda: {
+            "chat": (5, 30.0),
+            "question": (3, 6.0),
+            "vote": (20, 120.0),
+            "reaction": (10, 120.0),
+        }
+    )
     # STUN/TURN servers handed to browsers and to the media server, as RTCIceServer dicts.
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -51,6 +69,10 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
 
     @property
     def origins(self) -> set[str]:

@@ -117,8 +117,15 @@ def instrument_fanout() -> dict[str, Any]:
     return stats
 
 
-def server_process(port_queue: Any) -> None:
-    asyncio.run(_serve(port_queue))
+def server_process(port_queue: Any, loop: str = "uvloop") -> None:
+    """The media server, on uvloop by default: what uvicorn runs the app on in production."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(port_queue))
+    else:
+        asyncio.run(_serve(port_queue))
 
 
 async def _serve(port_queue: Any) -> None:
@@ -606,7 +613,7 @@ async def run_phase(
 async def orchestrate(args: argparse.Namespace) -> int:
     ctx = multiprocessing.get_context("spawn")
     port_queue = ctx.Queue()
-    server = ctx.Process(target=server_process, args=(port_queue,), daemon=True)
+    server = ctx.Process(target=server_process, args=(port_queue, args.loop), daemon=True)
     server.start()
     port = port_queue.get(timeout=30)
     control = await SignalClient.connect(port)
@@ -620,6 +627,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
     await control.request("set_live")
     await asyncio.sleep(2.0)
 
+    print(f"server event loop: {args.loop}", flush=True)
     print(
         f"forwarding: {args.subscribers} subscribers in {args.processes} processes, "
         f"{args.duration:.0f} s",
@@ -781,7 +789,7 @@ def micro_forwarding(slots: int = 100, packets: int = 200) -> dict[str, float]:
         )
         transceiver = Fake(
             kind="video",
-            mid=str(index),
+            mid="1",  # as aiortc numbers every viewer's m-lines: one extension layout
             direction="sendonly",
             sender=Fake(_ssrc=index, _track_id="", _stream_id="", _RTCRtpSender__transport=dtls),
             _codecs=[vp8],
@@ -840,6 +848,12 @@ def main() -> int:
     parser.add_argument("--naive-duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--profile", type=float, default=4.0)
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the server process's event loop (production: uvicorn's default, uvloop)",
+    )
     args = parser.parse_args()
     return asyncio.run(asyncio.wait_for(orchestrate(args), 600))
 

@@ -29,6 +29,7 @@ import asyncio
 import inspect
 import logging
 import re
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -313,28 +314,34 @@ def sendable(sender: RTCRtpSender) -> bool:
 class RtpOutput:
     """The fast path from the forwarder to one viewer's socket, for one sender.
 
-    SRTP-protects and sends one RTP packet without awaiting. The SRTP session, the socket and the
-    viewer's address are looked up again whenever the nominated ICE pair changes; the asyncio
-    transport is bypassed (its `sendto` costs more than the syscall on this path), which is safe
-    because nothing else queues RTP on it: when the socket would block the packet is dropped, as a
-    congested network would.
+    SRTP-protects and sends one RTP packet without awaiting. What it sends with (the DTLS transport,
+    its SRTP session, the nominated ICE pair's socket and the viewer's address) is cached and looked
+    up again whenever the sender's transport, its state or the nominated pair changes: three
+    identity checks a packet. With asyncio's selector loop the transport is bypassed and the
+    socket written directly (its `sendto` costs more than the syscall here), which is safe because
+    nothing else queues RTP on it: when the socket would block the packet is dropped, as a
+    congested network would. Any other loop's transport (uvloop's: no `_sock`, and its `sendto`
+    is cheap) is used as is.
     """
 
-    __slots__ = ("_sender", "_pair", "_protect", "_sendto", "_address")
+    __slots__ = ("_sender", "_dtls", "_nominated", "_pair", "_protect", "_sendto", "_address")
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self._sender = sender
+        self._dtls: Any = None
+        self._nominated: dict[int, Any] = {}
         self._pair: Any = None
         self._protect: Callable[[bytes], bytes] | None = None
-        self._sendto: Callable[[bytes, Any], int] | None = None
+        self._sendto: Callable[[bytes, Any], Any] | None = None
         self._address: Any = None
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes | bytearray) -> bool:
         dtls = self._sender._RTCRtpSender__transport  # type: ignore[attr-defined]
-        if dtls._state is not _CONNECTED:
-            return False
-        pair = dtls._transport._connection._nominated.get(1)
-        if pair is not self._pair and not self._refresh(dtls, pair):
+        if (
+            dtls is not self._dtls
+            or dtls._state is not _CONNECTED
+            or self._nominated.get(1) is not self._pair
+        ) and not self._refresh(dtls):
             return False
         try:
             self._sendto(self._protect(data), self._address)  # type: ignore[misc]
@@ -343,16 +350,41 @@ class RtpOutput:
             return False
         return True
 
-    def _refresh(self, dtls: RTCDtlsTransport, pair: Any) -> bool:
-        self._pair = pair
-        transport = pair.protocol.transport if pair is not None else None
-        sock = getattr(transport, "_sock", None)
-        if sock is None:
-            self._pair = None
+    def protect_into(self, data: bytes, batch: list[tuple[Any, bytes, Any]]) -> bool:
+        """Like `send`, but append (sendto, protected packet, address) to `batch` to send later."""
+        dtls = self._sender._RTCRtpSender__transport  # type: ignore[attr-defined]
+        if (
+            dtls is not self._dtls
+            or dtls._state is not _CONNECTED
+            or self._nominated.get(1) is not self._pair
+        ) and not self._refresh(dtls):
             return False
+        try:
+            batch.append((self._sendto, self._protect(data), self._address))  # type: ignore[misc]
+        except (ValueError, pylibsrtp.Error):
+            return False
+        return True
+
+    def _refresh(self, dtls: RTCDtlsTransport) -> bool:
+        self._dtls = None  # until everything below is known good, re-check on every packet
+        self._pair = None
+        if dtls._state is not _CONNECTED:
+            return False
+        nominated = dtls._transport._connection._nominated
+        pair = nominated.get(1)
+        transport = pair.protocol.transport if pair is not None else None
+        if transport is None:
+            return False
+        sock = getattr(transport, "_sock", None)
+        if isinstance(sock, socket.socket) and sock.type == socket.SOCK_DGRAM:
+            self._sendto = sock.sendto
+        else:
+            self._sendto = transport.sendto
         self._protect = fast_protect(dtls._tx_srtp)
-        self._sendto = sock.sendto
         self._address = pair.remote_addr
+        self._nominated = nominated
+        self._pair = pair
+        self._dtls = dtls
         return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: at most one PLI per second goes up to a publisher
 HISTORY_SIZE = 512  # packets kept per track to answer viewers' NACKs
+# Protect for every viewer, then send all in one loop (see PublishedTrack._on_packet).
+BATCH_SENDS = os.environ.get("DAIS_BATCH", "1") == "1"  # XXX experiment
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -33,6 +36,7 @@ MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 
 _HEADER = Struct("!BBHII")
 _EXTENSION_HEADER = Struct("!HH")
+_pack_header = _HEADER.pack
 _NTP_EPOCH_OFFSET = 2208988800
 
 
@@ -41,7 +45,12 @@ def ntp_now() -> int:
 
 
 class ForwardedPacket:
-    """One received RTP packet, reduced to what every slot needs to rewrite it."""
+    """One received RTP packet, reduced to what every slot needs to rewrite it.
+
+    `templates` caches, per header-extension layout (see `_layout_id`), what follows the 12-byte
+    RTP header (extension block, payload) and the header's first byte: built once per incoming
+    packet, so a slot with that layout only packs its own 12-byte header in front of it.
+    """
 
     __slots__ = (
         "sequence_number",
@@ -53,6 +62,7 @@ class ForwardedPacket:
         "audio_level",
         "keyframe_start",
         "ntp_time",
+        "templates",
     )
 
     def __init__(
@@ -76,6 +86,40 @@ class ForwardedPacket:
         self.audio_level = audio_level
         self.keyframe_start = keyframe_start
         self.ntp_time = ntp_time
+        self.templates: dict[int, tuple[int, bytes]] = {}
+
+
+# Header-extension layouts (level prefix, abs-send-time prefix, mid element) -> small int, so that
+# a packet's template cache is keyed by an int rather than by a tuple hashed per viewer and packet.
+_LAYOUTS: dict[tuple[bytes, bytes, bytes], int] = {}
+
+
+def _layout_id(layout: tuple[bytes, bytes, bytes]) -> int:
+    layout_id = _LAYOUTS.get(layout)
+    if layout_id is None:
+        layout_id = _LAYOUTS[layout] = len(_LAYOUTS)
+    return layout_id
+
+
+def build_template(packet: ForwardedPacket, layout: tuple[bytes, bytes, bytes]) -> tuple[int, bytes]:
+    """The outgoing packet for one extension layout: its first byte, and all after the SSRC."""
+    level_prefix, abs_prefix, mid_element = layout
+    elements = mid_element
+    if packet.abs_send_time is not None and abs_prefix:
+        elements = abs_prefix + packet.abs_send_time + elements
+    if packet.audio_level is not None and level_prefix:
+        elements = level_prefix + packet.audio_level + elements
+    if not elements:
+        return 0x80, packet.payload
+    padding = -len(elements) % 4
+    return 0x90, b"".join(
+        (
+            _EXTENSION_HEADER.pack(0xBEDE, (len(elements) + padding) >> 2),
+            elements,
+            b"\x00" * padding,
+            packet.payload,
+        )
+    )
 
 
 FrameListener = Callable[["PublishedTrack", hooks.JitterFrame], None]
@@ -136,11 +180,25 @@ class PublishedTrack:
             ntp_now(),
         )
         self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
+        if not BATCH_SENDS:
+            for slot in self._slots:
+                try:
+                    slot.forward(forwarded)
+                except Exception:
+                    logger.exception("forwarding to a viewer failed")
+            return
+        # Rewrite and SRTP-protect for every viewer first, then send them all in one tight loop.
+        batch: list[tuple[Callable[[bytes, object], object], bytes, object]] = []
         for slot in self._slots:
             try:
-                slot.forward(forwarded)
+                slot.forward(forwarded, batch)
             except Exception:
                 logger.exception("forwarding to a viewer failed")
+        for sendto, data, address in batch:
+            try:
+                sendto(data, address)
+            except OSError:  # would block, or the viewer's socket is gone: drop, like a network
+                pass
 
     def _on_frame(self, frame: hooks.JitterFrame) -> None:
         for listener in self._frame_listeners:
@@ -251,6 +309,8 @@ class ViewerSlot:
         self._mid_element = b""
         self._abs_prefix = b""
         self._level_prefix = b""
+        self._layout: tuple[bytes, bytes, bytes] = (b"", b"", b"")
+        self._layout_id = _layout_id(self._layout)
         self._output = hooks.RtpOutput(self.sender)
         hooks.hook_sender(self.sender, self._on_keyframe_request, self._on_nack)
 
@@ -287,6 +347,8 @@ class ViewerSlot:
         self._abs_prefix = bytes(((abs_id << 4) | 2,)) if abs_id else b""
         level_id = extensions.get(AUDIO_LEVEL_URI)
         self._level_prefix = bytes(((level_id << 4) | 0,)) if level_id else b""
+        self._layout = (self._level_prefix, self._abs_prefix, self._mid_element)
+        self._layout_id = _layout_id(self._layout)
         self._source_pt = -1
         self.negotiated = True
         self.set_source(self.wanted_source)
@@ -325,7 +387,8 @@ class ViewerSlot:
 
     # -- the per-packet path -----------------------------------------------------------------
 
-    def forward(self, packet: ForwardedPacket) -> None:
+    def forward(self, packet: ForwardedPacket, batch: list | None = None) -> None:  # type: ignore[type-arg]
+        """Rewrite `packet` for this viewer and send it (or append the send to `batch`)."""
         if packet.payload_type != self._source_pt:
             self._select_payload_type(packet.payload_type)
         if self._out_pt < 0:
@@ -334,56 +397,50 @@ class ViewerSlot:
             if not packet.keyframe_start or not hooks.sendable(self.sender):
                 return
             self._rebase(packet)
-        self._send(packet, record=True)
-
-    def _send(self, packet: ForwardedPacket, record: bool) -> None:
+        # The hot path, once per viewer and packet: this slot's 12-byte header in front of the
+        # packet's template for this slot's extension layout (built by the first slot needing it).
+        templates = packet.templates
+        template = templates.get(self._layout_id)
+        if template is None:
+            template = templates[self._layout_id] = build_template(packet, self._layout)
         sequence_number = (packet.sequence_number + self._seq_offset) & 0xFFFF
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        payload = packet.payload
-
-        elements = self._mid_element
-        if packet.abs_send_time is not None and self._abs_prefix:
-            elements = self._abs_prefix + packet.abs_send_time + elements
-        if packet.audio_level is not None and self._level_prefix:
-            elements = self._level_prefix + packet.audio_level + elements
-        if elements:
-            padding = -len(elements) % 4
-            data = b"".join(
-                (
-                    _HEADER.pack(
-                        0x90,
-                        (packet.marker << 7) | self._out_pt,
-                        sequence_number,
-                        timestamp,
-                        self.ssrc,
-                    ),
-                    _EXTENSION_HEADER.pack(0xBEDE, (len(elements) + padding) >> 2),
-                    elements,
-                    b"\x00" * padding,
-                    payload,
-                )
+        marker = packet.marker
+        data = (
+            _pack_header(
+                template[0], (marker << 7) | self._out_pt, sequence_number, timestamp, self.ssrc
             )
-        else:
-            data = (
-                _HEADER.pack(
-                    0x80, (packet.marker << 7) | self._out_pt, sequence_number, timestamp, self.ssrc
-                )
-                + payload
-            )
-
-        if not self._output.send(data):
+            + template[1]
+        )
+        if batch is None:
+            if not self._output.send(data):
+                return
+        elif not self._output.protect_into(data, batch):
             return
-        if record:
-            self.packets_sent += 1
-            self.octets_sent += len(payload)
-            self._last_seq = sequence_number
-            self._last_ts = timestamp
-            # For Sender Reports: once per frame is plenty (and saves time per packet).
-            if packet.marker or not self.packets_sent & 15:
-                self._last_sent = time.monotonic()
-                hooks.note_sent(
-                    self.sender, packet.ntp_time, timestamp, self.packets_sent, self.octets_sent
-                )
+        packets_sent = self.packets_sent = self.packets_sent + 1
+        self.octets_sent += len(packet.payload)
+        self._last_seq = sequence_number
+        self._last_ts = timestamp
+        # For Sender Reports: once per frame is plenty (and saves time per packet).
+        if marker or not packets_sent & 15:
+            self._last_sent = time.monotonic()
+            hooks.note_sent(self.sender, packet.ntp_time, timestamp, packets_sent, self.octets_sent)
+
+    def _send(self, packet: ForwardedPacket) -> None:
+        """Send `packet` again, as it was (a retransmission: no counters change)."""
+        template = packet.templates.get(self._layout_id)
+        if template is None:
+            template = packet.templates[self._layout_id] = build_template(packet, self._layout)
+        self._output.send(
+            _pack_header(
+                template[0],
+                (packet.marker << 7) | self._out_pt,
+                (packet.sequence_number + self._seq_offset) & 0xFFFF,
+                (packet.timestamp + self._ts_offset) & 0xFFFFFFFF,
+                self.ssrc,
+            )
+            + template[1]
+        )
 
     def _select_payload_type(self, source_pt: int) -> None:
         self._source_pt = source_pt
@@ -417,7 +474,7 @@ class ViewerSlot:
             return
         packet = source.history((sequence_number - self._seq_offset) & 0xFFFF)
         if packet is not None and packet.payload_type == self._source_pt:
-            self._send(packet, record=False)
+            self._send(packet)
 
     def close(self) -> None:
         self.set_source(None)

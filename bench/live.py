@@ -1,0 +1,404 @@
+"""Live-gateway benchmark, loopback only; stops by itself.
+
+Starts Dais under uvicorn (a subprocess) on a fresh database, connects N attendee sockets from
+several client processes, and has the chair approve questions and people chat at a steady rate
+(10 broadcasts per second by default). Each broadcast carries its send time, so clients measure
+delivery latency. Two phases: every socket reading, then 5% of the sockets not reading.
+
+    .venv/bin/python bench/live.py --sockets 2000
+    .venv/bin/python bench/live.py --sockets 5000 --seconds 20
+
+The last line reads `sockets=N deliveries_per_cpu_s=N p99_ms=N stalled_rss_growth_mb=N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MARK = '"text":"bench t='
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the conference ------------------------------------------------------------------------------
+
+
+async def make_world(database_url: str, attendees: int) -> dict[str, object]:
+    """An event, a session, a chair, and attendees with access tokens (inserted in bulk)."""
+    from datetime import timedelta
+
+    from app.agenda.models import Session
+    from app.auth.models import AccessToken
+    from app.auth.service import hash_token
+    from app.db import make_engine, make_sessionmaker, new_id, utcnow
+    from app.event.models import Event
+    from app.people.models import Organiser, Participant, SessionRole
+
+    engine = make_engine(database_url)
+    async with make_sessionmaker(engine)() as db:
+        organiser = Organiser(email="bench@example.org", name="Bench", password_hash="-")
+        db.add(organiser)
+        await db.flush()
+        event = Event(
+            slug="bench",
+            organiser_id=organiser.id,
+            title="Bench",
+            starts_on=date(2027, 3, 4),
+            ends_on=date(2027, 3, 4),
+            published=True,
+        )
+        db.add(event)
+        await db.flush()
+        session = Session(
+            event_id=event.id,
+            title="Bench session",
+            starts_at=datetime(2027, 3, 4, 10, tzinfo=UTC),
+            ends_at=datetime(2027, 3, 4, 11, tzinfo=UTC),
+        )
+        db.add(session)
+        await db.flush()
+        people = [
+            Participant(id=new_id(), event_id=event.id, kind="attendee", display_name=f"A{n}")
+            for n in range(attendees + 1)
+        ]
+        chair = Participant(id=new_id(), event_id=event.id, kind="invited", display_name="Chair")
+        db.add_all([*people, chair])
+        await db.flush()
+        db.add(SessionRole(session_id=session.id, participant_id=chair.id, role="chair"))
+        tokens = {p.id: secrets.token_urlsafe(32) for p in [*people, chair]}
+        expires = utcnow() + timedelta(days=1)
+        db.add_all(
+            AccessToken(token_hash=hash_token(t), participant_id=pid, expires_at=expires)
+            for pid, t in tokens.items()
+        )
+        await db.commit()
+    await engine.dispose()
+    return {
+        "session_id": session.id,
+        "attendees": [tokens[p.id] for p in people[:-1]],
+        "chatter": tokens[people[-1].id],
+        "chair": tokens[chair.id],
+    }
+
+
+# -- attendee client processes -------------------------------------------------------------------
+
+
+def client_process(
+    url: str, origin: str, tokens: list[str], stall_from: int, control, results
+) -> None:  # type: ignore[no-untyped-def]
+    raise_fd_limit()
+    asyncio.run(_client(url, origin, tokens, stall_from, control, results))
+
+
+async def _client(url, origin, tokens, stall_from, control, results) -> None:  # type: ignore[no-untyped-def]
+    import websockets
+
+    latencies: list[float] = []
+    deliveries = 0
+    stalled = asyncio.Event()
+    sockets = []
+    gate = asyncio.Semaphore(25)
+
+    readers = []
+
+    async def connect(index: int, token: str):  # type: ignore[no-untyped-def]
+        async with gate:
+            for _ in range(5):
+                try:
+                    ws = await websockets.connect(
+                        url,
+                        origin=origin,
+                        compression=None,
+                        open_timeout=60,
+                        max_queue=4,
+                        ping_interval=None,
+                    )
+                    await ws.send(json.dumps({"id": 1, "type": "room.join", "token": token}))
+                    while '"type":"ok"' not in (reply := await ws.recv()):
+                        if '"type":"error"' in reply:
+                            raise RuntimeError(reply)
+                    # Read at once: an unread socket stops answering the server's pings.
+                    readers.append(asyncio.create_task(read(ws, index >= stall_from)))
+                    return ws
+                except (OSError, TimeoutError, websockets.WebSocketException):
+                    await asyncio.sleep(0.5)
+            return None
+
+    async def read(ws, stalls: bool) -> None:  # type: ignore[no-untyped-def]
+        nonlocal deliveries
+        try:
+            while True:
+                if stalls and stalled.is_set():
+                    await asyncio.sleep(3600)
+                frame = await ws.recv()
+                at = frame.find(MARK)
+                if at >= 0:
+                    end = frame.find(" ", at + len(MARK))
+                    latencies.append(time.time() - float(frame[at + len(MARK) : end]))
+                    deliveries += 1
+        except Exception:
+            return
+
+    connected = await asyncio.gather(*(connect(i, t) for i, t in enumerate(tokens)))
+    sockets = [ws for ws in connected if ws is not None]
+    results.put(("connected", len(sockets)))
+    loop = asyncio.get_running_loop()
+    while True:
+        command = await loop.run_in_executor(None, control.get)
+        if command == "report":
+            results.put(("report", deliveries, latencies))
+            deliveries, latencies = 0, []
+        elif command == "stall":
+            stalled.set()
+        elif command == "stop":
+            break
+    for task in readers:
+        task.cancel()
+    codes: dict[str, int] = {}
+    for ws in sockets:
+        key = "open" if ws.state.name == "OPEN" else str(ws.close_code)
+        codes[key] = codes.get(key, 0) + 1
+    results.put(("stopped", codes))
+
+
+# -- the driver ----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def drive(url: str, origin: str, world: dict, rate: float, seconds: float) -> int:  # type: ignore[type-arg]
+    """Chat and approved questions at `rate` broadcasts per second for `seconds`."""
+    import websockets
+
+    async def join(token: str):  # type: ignore[no-untyped-def]
+        ws = await websockets.connect(url, origin=origin, compression=None, max_queue=None)
+        await ws.send(json.dumps({"id": 0, "type": "room.join", "token": token}))
+        return ws
+
+    chair = DriverSocket(await join(world["chair"]))
+    chatter = DriverSocket(await join(world["chatter"]))
+    sent, n = 0, 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        n += 1
+        text = f"bench t={time.time():.6f} " + "x" * 80
+        if n % 2:
+            await chatter.ws.send(json.dumps({"id": n, "type": "chat.send", "text": text}))
+        else:
+            asked = chatter.question_id(n)
+            await chatter.ws.send(json.dumps({"id": n, "type": "question.ask", "text": text}))
+            approve = {"id": n, "type": "question.approve", "question_id": await asked}
+            await chair.ws.send(json.dumps(approve))
+        sent += 1
+        await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+    await asyncio.sleep(1.0)
+    for driver in (chair, chatter):
+        driver.task.cancel()
+        await driver.ws.close()
+    return sent
+
+
+class DriverSocket:
+    """A driver's socket, read in the background; hands over question ids from `ok` replies."""
+
+    def __init__(self, ws) -> None:  # type: ignore[no-untyped-def]
+        self.ws = ws
+        self.waiting: dict[int, asyncio.Future[str]] = {}
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for frame in self.ws:
+            if '"type":"ok"' in frame and '"question"' in frame:
+                data = json.loads(frame)
+                future = self.waiting.pop(data["id"], None)
+                if future is not None:
+                    future.set_result(data["result"]["question"]["id"])
+
+    async def question_id(self, request_id: int) -> str:
+        future = self.waiting[request_id] = asyncio.get_running_loop().create_future()
+        return await asyncio.wait_for(future, 10)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sockets", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--rate", type=float, default=10.0, help="broadcasts per second")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
+    parser.add_argument("--stalled", type=float, default=0.05, help="share of sockets not reading")
+    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    raise_fd_limit()
+
+    from app.migrate import upgrade
+
+    workdir = Path(tempfile.mkdtemp(prefix="dais-bench-"))
+    database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    upgrade(database_url)
+    world = asyncio.run(make_world(database_url, args.sockets))
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    url = f"ws://127.0.0.1:{port}/api/sessions/{world['session_id']}/live"
+    env = os.environ | {
+        "DAIS_DATABASE_URL": database_url,
+        "DAIS_DATA_DIR": str(workdir),
+        "DAIS_BASE_URL": origin,
+        "DAIS_SECRET_KEY": "bench",
+        "DAIS_LIVE_RATE_LIMITS": json.dumps(
+            {k: [100000, 1e9] for k in ("chat", "question", "vote", "reaction")}
+        ),
+    }
+    profile = os.environ.get("BENCH_PROFILE")
+    prefix = (
+        f"import cProfile, atexit, signal, sys; p = cProfile.Profile(); p.enable(); signal.signal(signal.SIGTERM, lambda *a: (p.disable(), p.dump_stats({profile!r}), sys.exit(0))); "
+        if profile
+        else ""
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            prefix + "import resource, uvicorn; h = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (h, h)); "
+            f"uvicorn.run('app.main:create_app', factory=True, host='127.0.0.1', port={port}, "
+            "ws='websockets-sansio', ws_per_message_deflate=False, backlog=8192, "
+            "log_level='warning', access_log=False)",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    processes = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.2)
+
+        context = mp.get_context("spawn")
+        results = context.Queue()
+        controls = []
+        tokens = world["attendees"]
+        per = -(-len(tokens) // args.clients)
+        started = time.monotonic()
+        for i in range(args.clients):
+            mine = tokens[i * per : (i + 1) * per]
+            control = context.Queue()
+            stall_from = len(mine) - round(len(mine) * args.stalled)
+            process = context.Process(
+                target=client_process, args=(url, origin, mine, stall_from, control, results)
+            )
+            process.start()
+            processes.append(process)
+            controls.append(control)
+        connected = sum(results.get(timeout=600)[1] for _ in processes)
+        print(
+            f"connected {connected} sockets in {time.monotonic() - started:.1f} s; server RSS {rss_mb(server.pid):.0f} MB",
+            flush=True,
+        )
+
+        def phase(name: str) -> tuple[float, float, list[float], float]:
+            cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+            rss0 = rss_mb(server.pid)
+            sent = asyncio.run(drive(url, origin, world, args.rate, args.seconds))
+            cpu, wall = cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
+            for control in controls:
+                control.put("report")
+            deliveries, latencies = 0, []
+            for _ in processes:
+                _, count, values = results.get(timeout=120)
+                deliveries += count
+                latencies += values
+            rss1 = rss_mb(server.pid)
+            print(
+                f"[{name}] broadcasts={sent} deliveries={deliveries} "
+                f"deliveries/s={deliveries / wall:.0f} server_cpu={cpu:.2f}s "
+                f"deliveries/cpu_s={deliveries / max(cpu, 1e-9):.0f} "
+                f"latency_ms p50={percentile(latencies, 50) * 1000:.1f} "
+                f"p99={percentile(latencies, 99) * 1000:.1f} max={max(latencies, default=0) * 1000:.1f} "
+                f"rss_mb={rss0:.0f}->{rss1:.0f}",
+                flush=True,
+            )
+            return (
+                deliveries / max(cpu, 1e-9),
+                percentile(latencies, 99) * 1000,
+                latencies,
+                rss1 - rss0,
+            )
+
+        per_cpu, p99, _, _ = phase("all reading")
+        for control in controls:
+            control.put("stall")
+        stalled_per_cpu, stalled_p99, _, growth = phase(f"{args.stalled:.0%} not reading")
+        for control in controls:
+            control.put("stop")
+        codes: dict[str, int] = {}
+        for _ in processes:
+            for code, count in results.get(timeout=60)[1].items():
+                codes[code] = codes.get(code, 0) + count
+        print(f"sockets at the end, by state or close code: {codes}")
+        print(
+            f"sockets={connected} deliveries_per_cpu_s={per_cpu:.0f} p99_ms={max(p99, stalled_p99):.0f} "
+            f"stalled_rss_growth_mb={growth:.0f}"
+        )
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+if __name__ == "__main__":
+    main()

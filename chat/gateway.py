@@ -1,0 +1,254 @@
+"""The live gateway: a socket's life from upgrade to close, the join, and what the lifespan builds.
+
+Order on each socket: Origin checked before accept; a `room.join` (token in the frame or the
+session cookie) within `live_auth_seconds`; then one receiver loop and one sender task, either
+ending stops both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.websockets import WebSocket
+
+from app.agenda.service import get_session
+from app.auth.service import resolve_token
+from app.db import utcnow
+from app.deps import COOKIE
+from app.errors import Forbidden, Unauthorized
+from app.event.models import Event
+from app.settings import Settings
+from chat import service
+from chat.bus import Bus, open_bus
+from chat.connection import Connection
+from chat.guard import LiveRouter, dispatch
+from chat.limits import RateLimits
+from chat.protocol import (
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    JoinResult,
+    Ok,
+    ResyncRequired,
+    RoomJoin,
+    You,
+)
+from chat.rooms import Rooms
+
+log = logging.getLogger("dais.chat")
+
+CLOSE_GRACE_SECONDS = 5.0
+
+
+def live_handlers() -> LiveRouter:
+    """Every module's handlers. A new module (e.g. `chat/stage.py`) is added here."""
+    from chat import messages, moderation, polls, questions
+
+    handlers = LiveRouter()
+    for module in (messages, questions, polls, moderation):
+        handlers.include(module.live)
+    return handlers
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        rooms: Rooms,
+        bus: Bus,
+        handlers: LiveRouter,
+        state: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.rooms = rooms
+        self.bus = bus
+        self.handlers = handlers.handlers
+        self.limits = RateLimits(settings.live_rate_limits)
+        # The application's state, for handlers that need other long-lived objects (media).
+        self.state = state
+
+    def send(self, connection_id: str, message: Any) -> bool:
+        """Push one frame (an Event model or a serialized string) to one socket of this process."""
+        return self.rooms.send(connection_id, message)
+
+    # -- one socket ---------------------------------------------------------------------------
+
+    async def serve(self, websocket: WebSocket, session_id: str) -> None:
+        origin = websocket.headers.get("origin", "").rstrip("/")
+        if origin not in self.settings.origins:
+            # Before accept: the upgrade is answered 403 and no frame is ever sent.
+            await websocket.close(code=CLOSE_POLICY)
+            return
+        await websocket.accept()
+        conn = Connection(websocket, session_id=session_id, limit=self.settings.live_queue_frames)
+        receiver = asyncio.create_task(self._receive(conn))
+        sender = asyncio.create_task(conn.run_sender())
+        stopped = asyncio.create_task(conn.stopped.wait())
+        try:
+            await asyncio.wait({receiver, sender, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if conn.closing is not None and conn.flushing and not sender.done():
+                # A flushing close (a refused join) lets the queued reply go first; a dropped
+                # or kicked socket's sender ends at once.
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(sender), 2.0)
+        finally:
+            self.rooms.leave(conn)
+            for task in (receiver, sender, stopped):
+                task.cancel()
+            await asyncio.gather(receiver, sender, stopped, return_exceptions=True)
+            if conn.closing is not None and conn.closing[0] != 1006:
+                code, reason = conn.closing
+                # A stalled reader may never take the close frame: wait for it only a while.
+                with suppress(Exception):
+                    await asyncio.wait_for(websocket.close(code, reason), CLOSE_GRACE_SECONDS)
+            await conn.run_close_hooks()
+
+    async def _receive(self, conn: Connection) -> None:
+        websocket = conn.websocket
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.live_auth_seconds
+        limit = self.settings.live_max_frame_bytes
+        while conn.closing is None:
+            try:
+                if conn.joined:
+                    message = await websocket.receive()
+                else:
+                    message = await asyncio.wait_for(websocket.receive(), deadline - loop.time())
+            except TimeoutError:
+                conn.close(CLOSE_POLICY, "auth.timeout")
+                return
+            if message["type"] == "websocket.disconnect":
+                conn.gone()
+                return
+            text = message.get("text")
+            data = text if text is not None else message.get("bytes") or b""
+            if len(data) > limit or (
+                isinstance(data, str) and len(data) * 4 > limit and len(data.encode()) > limit
+            ):
+                conn.close(CLOSE_TOO_BIG, "frame.too_big")
+                return
+            await dispatch(self, conn, text if text is not None else "")
+
+    async def join(self, conn: Connection, action: RoomJoin) -> None:
+        """Authenticate, check the room lets this person in, then send the room's state (or the
+        missed events) before any live event."""
+        token = action.token or conn.websocket.cookies.get(COOKIE)
+        if not token:
+            raise Unauthorized("auth.required", "Please sign in.")
+        async with self.sessionmaker() as db:
+            principal = await resolve_token(db, token)
+            session = await get_session(db, session_id=conn.session_id)
+            event = await db.get(Event, session.event_id)
+            assert event is not None
+            role = service.role_in_room(principal, event=event, session_id=session.id)
+            room = await service.ensure_room(db, session_id=session.id)
+            await db.commit()
+            if await service.sanction(
+                db, session_id=session.id, person_id=principal.id, kind="removal"
+            ):
+                raise Forbidden("room.removed", "You have been removed from this room.")
+            conn.identify(person_id=principal.id, name=principal.display_name, role=role)
+            if room.locked and not conn.staff:
+                raise Forbidden("room.locked", "This room is locked.")
+            muted = await service.is_muted(
+                db, session_id=session.id, person_id=principal.id, now=utcnow()
+            )
+        you = You(person_id=principal.id, name=principal.display_name, role=role, muted=muted)
+        self.rooms.enter(conn, show_people=event.attendees_see_each_other)
+        try:
+            await self._send_room(conn, action, session=session, you=you)
+        except BaseException:
+            self.rooms.leave(conn)
+            raise
+
+    async def _send_room(
+        self, conn: Connection, action: RoomJoin, *, session: Any, you: You
+    ) -> None:
+        watching = self.rooms.watching(session.id)[0]
+        if action.last_seq is not None:
+            async with self.sessionmaker() as db:
+                rows = await service.missed_events(
+                    db,
+                    session_id=session.id,
+                    after=action.last_seq,
+                    window=self.settings.live_replay_events,
+                )
+                room = await db.get(service.Room, session.id)
+                assert room is not None
+            if rows is not None:
+                seq = rows[-1].seq if rows else action.last_seq
+                result = JoinResult(
+                    seq=seq, resumed=True, you=you, room=service.room_state(room), watching=watching
+                )
+                conn.reply(
+                    Ok(id=action.id, result=result.model_dump(mode="json")).model_dump_json()
+                )
+                for row in rows:
+                    if not row.withdrawn and (
+                        row.audience == "all" or conn.audiences & set(row.audience.split())
+                    ):
+                        conn.reply(row.frame)
+                conn.release(seq)
+                return
+            conn.reply(ResyncRequired().model_dump_json())
+        async with service.consistent_read(self.sessionmaker, session_id=session.id) as db:
+            result = await service.room_snapshot(
+                db,
+                session=session,
+                you=you,
+                watching=watching,
+                staff=conn.staff,
+                history=self.settings.live_history_messages,
+            )
+        conn.reply(Ok(id=action.id, result=result.model_dump(mode="json")).model_dump_json())
+        conn.release(result.seq)
+
+
+async def _purge_periodically(sessionmaker: async_sessionmaker[AsyncSession], every: float) -> None:
+    while True:
+        try:
+            async with sessionmaker() as db:
+                removed = await service.purge_expired(db, now=utcnow())
+            if removed:
+                log.info("retention purge removed %d live items", removed)
+        except Exception:
+            log.exception("retention purge failed")
+        await asyncio.sleep(every)
+
+
+@asynccontextmanager
+async def open_gateway(
+    *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], state: Any = None
+) -> AsyncIterator[Gateway]:
+    """The gateway with its rooms, bus and background tasks; all stopped on exit."""
+    async with AsyncExitStack() as stack:
+        rooms = Rooms()
+        bus = await stack.enter_async_context(open_bus(settings.bus_url, rooms.deliver))
+        gateway = Gateway(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            rooms=rooms,
+            bus=bus,
+            handlers=live_handlers(),
+            state=state,
+        )
+        tasks = [
+            asyncio.create_task(rooms.announce_watching(bus), name="dais-watching"),
+            asyncio.create_task(
+                _purge_periodically(sessionmaker, settings.live_purge_every_seconds),
+                name="dais-retention",
+            ),
+        ]
+        try:
+            yield gateway
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

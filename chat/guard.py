@@ -1,0 +1,284 @@
+"""Handler registry and the guard every action passes: load the room, check the permission,
+apply the rate limit, run the handler, commit, acknowledge, then broadcast.
+
+Domain errors become error frames here and only here (`error_frame`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agenda.models import Session
+from app.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+)
+from app.event.models import Event as ConferenceEvent
+from chat.bus import Envelope
+from chat.connection import PRESENTER_ROLES, STAFF_ROLES, Connection
+from chat.models import AuditEntry, Room, RoomEvent, Sanction
+from chat.protocol import (
+    CLOSE_POLICY,
+    Action,
+    Error,
+    Event,
+    Ok,
+    RequestId,
+    Role,
+    RoomJoin,
+    parse_action,
+    request_id_of,
+)
+
+if TYPE_CHECKING:
+    from chat.gateway import Gateway
+
+log = logging.getLogger("dais.chat")
+
+ALL = "all"
+STAFF = "staff"
+PRESENTERS = "presenters"
+
+
+def person(person_id: str) -> str:
+    """The audience of one person's sockets."""
+    return f"person:{person_id}"
+
+
+class Permission:
+    """Who may send an action: a set of room roles. Anything above `attend` is audited."""
+
+    attend = frozenset(Role)
+    present = PRESENTER_ROLES
+    moderate = STAFF_ROLES
+    chair = frozenset({Role.chair, Role.organiser})
+
+
+@dataclass
+class Context:
+    """What a handler works with: the socket, a database session, the room as loaded now."""
+
+    gateway: Gateway
+    conn: Connection
+    db: AsyncSession
+    room: Room
+    session: Session
+    event: ConferenceEvent
+    published: list[Envelope] = field(default_factory=list)
+    audit_target: str | None = None
+    audit_detail: str | None = None
+
+    @property
+    def person_id(self) -> str:
+        return self.conn.person_id
+
+    @property
+    def staff(self) -> bool:
+        return self.conn.staff
+
+    async def record(
+        self, event: Event, *, audience: str = ALL, subject_id: str | None = None
+    ) -> None:
+        """Number `event` in the room, store it for replay and broadcast it after the commit.
+
+        Call after the handler's other writes: the room's counter row is locked until commit."""
+        seq = await self.db.scalar(
+            update(Room)
+            .where(Room.session_id == self.room.session_id)
+            .values(last_seq=Room.last_seq + 1)
+            .returning(Room.last_seq)
+        )
+        assert seq is not None
+        event.seq = seq
+        frame = event.model_dump_json()
+        self.db.add(
+            RoomEvent(
+                session_id=self.room.session_id,
+                seq=seq,
+                type=event.type,
+                audience=audience,
+                subject_id=subject_id,
+                frame=frame,
+            )
+        )
+        self.published.append(Envelope("frame", self.room.session_id, audience, seq, frame))
+
+    def signal(self, event: Event, *, audience: str = ALL) -> None:
+        """Broadcast after the commit without a seq or storage (reactions, stage signals)."""
+        frame = event.model_dump_json()
+        self.published.append(Envelope("frame", self.room.session_id, audience, None, frame))
+
+    def kick(self, person_id: str, reason: str = "room.removed") -> None:
+        """Close the person's sockets in this room, in every process, after the commit."""
+        self.published.append(
+            Envelope("kick", self.room.session_id, person(person_id), None, reason)
+        )
+
+    async def withdraw(self, subject_id: str) -> None:
+        """Leave earlier events about `subject_id` out of replay, and forget their text."""
+        await self.db.execute(
+            update(RoomEvent)
+            .where(RoomEvent.session_id == self.room.session_id, RoomEvent.subject_id == subject_id)
+            .values(withdrawn=True, frame="")
+        )
+
+
+Result = BaseModel | dict[str, Any] | None
+HandlerFn = Callable[[Context, Any], Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class Handler:
+    name: str
+    model: type[Action]
+    fn: HandlerFn
+    permission: frozenset[Role]
+    rate: str | None
+
+    @property
+    def audited(self) -> bool:
+        return self.permission != Permission.attend
+
+
+class LiveRouter:
+    """Handlers of one module, registered by action type; `include` composes modules."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+
+    def action(
+        self,
+        model: type[Action],
+        *,
+        permission: frozenset[Role] = Permission.attend,
+        rate: str | None = None,
+    ) -> Callable[[HandlerFn], HandlerFn]:
+        type_ = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+
+        def register(fn: HandlerFn) -> HandlerFn:
+            if type_ in self.handlers:
+                raise ValueError(f"two handlers for {type_}")
+            self.handlers[type_] = Handler(type_, model, fn, permission, rate)
+            return fn
+
+        return register
+
+    def include(self, other: LiveRouter) -> None:
+        for type_, handler in other.handlers.items():
+            if type_ in self.handlers:
+                raise ValueError(f"two handlers for {type_}")
+            self.handlers[type_] = handler
+
+
+def error_frame(error: DomainError, request_id: RequestId | None) -> str:
+    return Error(
+        id=request_id, code=error.code, message=error.message, field=error.field
+    ).model_dump_json()
+
+
+def _result(value: Result) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
+    """Handle one client frame: exactly one reply (`ok` or `error`) goes back."""
+    request_id = request_id_of(text)
+    try:
+        action = parse_action(text)
+        request_id = action.id
+        if not conn.joined:
+            if not isinstance(action, RoomJoin):
+                raise Unauthorized("auth.required", "Join the room first.")
+            await gateway.join(conn, action)
+            return
+        if isinstance(action, RoomJoin):
+            raise Conflict("room.already_joined", "This socket has joined the room already.")
+        handler = gateway.handlers.get(action.type)
+        if handler is None:
+            raise Invalid("request.unknown_type", "There is no such action.", field="type")
+        room = gateway.rooms.room(conn.session_id)
+        async with room.lock:
+            result, published = await _run(gateway, conn, handler, action)
+            # Persisted; now acknowledge, then broadcast.
+            conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
+            for envelope in published:
+                await gateway.bus.publish(envelope)
+    except DomainError as error:
+        conn.reply(error_frame(error, request_id))
+        refused = isinstance(error, Unauthorized | Forbidden | NotFound)
+        if (refused and not conn.joined) or error.code == "room.removed":
+            conn.close(CLOSE_POLICY, error.code, flush=True)
+    except Exception:
+        log.exception("live action failed")
+        conn.reply(error_frame(DomainError("server.error", "Something went wrong."), request_id))
+
+
+async def _run(
+    gateway: Gateway, conn: Connection, handler: Handler, action: Action
+) -> tuple[Result, list[Envelope]]:
+    async with gateway.sessionmaker() as db:
+        room = await db.get(Room, conn.session_id)
+        session = await db.get(Session, conn.session_id)
+        assert room is not None and session is not None
+        event = await db.get(ConferenceEvent, session.event_id)
+        assert event is not None
+        ctx = Context(gateway, conn, db, room, session, event)
+        removed = await db.scalar(
+            select(Sanction.id).where(
+                Sanction.session_id == conn.session_id,
+                Sanction.person_id == conn.person_id,
+                Sanction.kind == "removal",
+            )
+        )
+        if removed is not None:
+            raise Forbidden("room.removed", "You have been removed from this room.")
+        if conn.role not in handler.permission:
+            await _audit(db, ctx, handler, action, outcome="forbidden")
+            await db.commit()
+            raise Forbidden("auth.forbidden", "You may not do this here.")
+        if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
+            raise RateLimited("rate_limited", "Slow down a little.")
+        result = await handler.fn(ctx, action)
+        if handler.audited:
+            await _audit(db, ctx, handler, action, outcome="done")
+        await db.commit()
+        return result, ctx.published
+
+
+_TARGETS = ("question_id", "message_id", "person_id", "poll_id")
+
+
+async def _audit(
+    db: AsyncSession, ctx: Context, handler: Handler, action: Action, *, outcome: str
+) -> None:
+    target = ctx.audit_target or next(
+        (getattr(action, name) for name in _TARGETS if getattr(action, name, None)), None
+    )
+    db.add(
+        AuditEntry(
+            event_id=ctx.event.id,
+            session_id=ctx.session.id,
+            actor_id=ctx.person_id,
+            actor_role=ctx.conn.role.value,
+            action=handler.name,
+            target_id=target,
+            detail=ctx.audit_detail,
+            outcome=outcome,
+        )
+    )

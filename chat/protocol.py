@@ -1,0 +1,599 @@
+"""The live protocol, defined once: client actions, replies, and the events the server pushes.
+
+`docs/protocol.md` carries the prose; its reference section is rendered from these models by
+`python -m chat.protocol` and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from app.errors import Invalid
+
+RequestId = Annotated[str, StringConstraints(max_length=64)] | int
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+QuestionText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
+]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class Role(StrEnum):
+    """What a person is in one room. Organisers are event-wide chairs."""
+
+    attendee = "attendee"
+    speaker = "speaker"
+    moderator = "moderator"
+    chair = "chair"
+    organiser = "organiser"
+
+
+class Reaction(StrEnum):
+    applause = "applause"
+    heart = "heart"
+    laugh = "laugh"
+    thinking = "thinking"
+    thumbs_up = "thumbs_up"
+
+
+# ---------------------------------------------------------------------------------------------
+# Client actions: every frame a client sends is one of these, with its own request id.
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: RequestId
+    type: str
+
+
+class RoomJoin(Action):
+    """Join the room (first frame). `token` only when there is no session cookie; `last_seq`
+    to resume after a reconnect."""
+
+    type: Literal["room.join"]
+    token: Annotated[str, StringConstraints(max_length=200)] | None = None
+    last_seq: Annotated[int, Field(ge=0)] | None = None
+
+
+class ChatSend(Action):
+    type: Literal["chat.send"]
+    text: Text
+
+
+class QuestionAsk(Action):
+    type: Literal["question.ask"]
+    text: QuestionText
+    anonymous: bool = False
+
+
+class QuestionVote(Action):
+    """Upvote an approved question, once per person."""
+
+    type: Literal["question.vote"]
+    question_id: Id
+
+
+class QuestionUnvote(Action):
+    type: Literal["question.unvote"]
+    question_id: Id
+
+
+class QuestionApprove(Action):
+    type: Literal["question.approve"]
+    question_id: Id
+
+
+class QuestionReject(Action):
+    """Reject a pending question, or take an approved one down."""
+
+    type: Literal["question.reject"]
+    question_id: Id
+
+
+class QuestionAnswer(Action):
+    type: Literal["question.answer"]
+    question_id: Id
+
+
+class QuestionPin(Action):
+    """Pin the question being answered now; `null` unpins."""
+
+    type: Literal["question.pin"]
+    question_id: Id | None
+
+
+class QuestionEdit(Action):
+    type: Literal["question.edit"]
+    question_id: Id
+    text: QuestionText
+
+
+class PollCreate(Action):
+    type: Literal["poll.create"]
+    question: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    options: Annotated[
+        list[
+            Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+        ],
+        Field(min_length=2, max_length=10),
+    ]
+
+
+class PollOpen(Action):
+    type: Literal["poll.open"]
+    poll_id: Id
+
+
+class PollClose(Action):
+    type: Literal["poll.close"]
+    poll_id: Id
+
+
+class PollVote(Action):
+    type: Literal["poll.vote"]
+    poll_id: Id
+    option: Annotated[int, Field(ge=0, lt=10)]
+
+
+class ReactionSend(Action):
+    type: Literal["reaction.send"]
+    reaction: Reaction
+
+
+class MessageDelete(Action):
+    type: Literal["message.delete"]
+    message_id: Id
+
+
+class HeldRelease(Action):
+    """Post a message the word filter held back."""
+
+    type: Literal["held.release"]
+    message_id: Id
+
+
+class HeldDiscard(Action):
+    type: Literal["held.discard"]
+    message_id: Id
+
+
+class PersonMute(Action):
+    """Stop a person posting and asking, for `minutes` or until unmuted."""
+
+    type: Literal["person.mute"]
+    person_id: Id
+    minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
+
+
+class PersonUnmute(Action):
+    type: Literal["person.unmute"]
+    person_id: Id
+
+
+class PersonRemove(Action):
+    """Close the person's sockets in this room; they cannot join it again."""
+
+    type: Literal["person.remove"]
+    person_id: Id
+
+
+class RoomSlowMode(Action):
+    """At most one chat message per `seconds` per person (0 turns it off); moderators exempt."""
+
+    type: Literal["room.slow_mode"]
+    seconds: Annotated[int, Field(ge=0, le=3600)]
+
+
+class RoomLock(Action):
+    """A locked room refuses new joins except by the chair, moderators and organiser."""
+
+    type: Literal["room.lock"]
+    locked: bool
+
+
+class AnnouncementPost(Action):
+    type: Literal["announcement.post"]
+    text: Text
+
+
+ACTIONS: dict[str, type[Action]] = {
+    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in (
+        RoomJoin,
+        ChatSend,
+        QuestionAsk,
+        QuestionVote,
+        QuestionUnvote,
+        QuestionApprove,
+        QuestionReject,
+        QuestionAnswer,
+        QuestionPin,
+        QuestionEdit,
+        PollCreate,
+        PollOpen,
+        PollClose,
+        PollVote,
+        ReactionSend,
+        MessageDelete,
+        HeldRelease,
+        HeldDiscard,
+        PersonMute,
+        PersonUnmute,
+        PersonRemove,
+        RoomSlowMode,
+        RoomLock,
+        AnnouncementPost,
+    )
+}
+
+
+def add_actions(*models: type[Action]) -> None:
+    """Make further actions parseable (e.g. `chat/stage.py`'s `media.*` and `stage.*`)."""
+    for model in models:
+        ACTIONS[model.model_fields["type"].annotation.__args__[0]] = model  # type: ignore[union-attr]
+
+
+def parse_action(text: str) -> Action:
+    """One client frame as its action model, or `request.invalid` / `request.unknown_type`."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise Invalid("request.invalid", "A frame must be a JSON object.") from None
+    if not isinstance(data, dict):
+        raise Invalid("request.invalid", "A frame must be a JSON object.")
+    model = ACTIONS.get(data.get("type"))  # type: ignore[arg-type]
+    if model is None:
+        raise Invalid("request.unknown_type", "There is no such action.", field="type")
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = ".".join(str(part) for part in problem.get("loc", ())) or None
+        raise Invalid("request.invalid", str(problem.get("msg", "invalid")), field=field) from None
+
+
+def request_id_of(text: str) -> RequestId | None:
+    """The request id of a frame that failed to parse, when it has a usable one."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    rid = data.get("id") if isinstance(data, dict) else None
+    if isinstance(rid, bool) or not isinstance(rid, str | int):
+        return None
+    return rid if isinstance(rid, int) or len(rid) <= 64 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# What the server sends about things in the room.
+
+
+class View(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class MessageView(View):
+    id: str
+    kind: Literal["chat", "announcement"]
+    author: str
+    author_role: Role
+    text: str
+    at: datetime
+
+
+class QuestionView(View):
+    """`asker` is null for an anonymous question, except for a chair allowed to see names."""
+
+    id: str
+    text: str
+    status: Literal["pending", "approved", "rejected"]
+    anonymous: bool
+    asker: str | None
+    votes: int
+    answered: bool
+    at: datetime
+
+
+class PollView(View):
+    """`counts` (votes per option) once closed; running counts for moderators only."""
+
+    id: str
+    question: str
+    options: list[str]
+    status: Literal["draft", "open", "closed"]
+    counts: list[int] | None = None
+
+
+class RoomState(View):
+    locked: bool
+    slow_mode_seconds: int
+    pinned_question_id: str | None
+
+
+class You(View):
+    person_id: str
+    name: str
+    role: Role
+    muted: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Replies: exactly one per action, carrying its request id.
+
+
+class Ok(BaseModel):
+    type: Literal["ok"] = "ok"
+    id: RequestId
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class Error(BaseModel):
+    """`code` is stable API (e.g. `auth.forbidden`, `rate_limited`, `room.locked`)."""
+
+    type: Literal["error"] = "error"
+    id: RequestId | None
+    code: str
+    message: str
+    field: str | None = None
+
+
+class JoinResult(BaseModel):
+    """The result of `room.join`. A fresh join (or a resync) carries the room's state; a resume
+    carries only `seq` and is followed by the missed events."""
+
+    seq: int
+    resumed: bool
+    you: You
+    room: RoomState
+    watching: int
+    messages: list[MessageView] = Field(default_factory=list)
+    questions: list[QuestionView] = Field(default_factory=list)
+    my_questions: list[QuestionView] = Field(default_factory=list)
+    voted: list[str] = Field(default_factory=list)
+    polls: list[PollView] = Field(default_factory=list)
+    queue: list[QuestionView] | None = None
+    held: list[MessageView] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pushed events, named in the past tense. Room events carry `seq` and are replayed on resume;
+# signals (`seq` null) are not stored.
+
+
+class Event(BaseModel):
+    type: str
+    seq: int | None = None
+
+
+class MessagePosted(Event):
+    type: Literal["message.posted"] = "message.posted"
+    message: MessageView
+
+
+class MessageHeld(Event):
+    """To moderators: a message matched the event's word filter and waits for review."""
+
+    type: Literal["message.held"] = "message.held"
+    message: MessageView
+
+
+class MessageDeleted(Event):
+    type: Literal["message.deleted"] = "message.deleted"
+    message_id: str
+
+
+class AnnouncementPosted(Event):
+    type: Literal["announcement.posted"] = "announcement.posted"
+    message: MessageView
+
+
+class QuestionSubmitted(Event):
+    """To moderators: a question waits in the queue."""
+
+    type: Literal["question.submitted"] = "question.submitted"
+    question: QuestionView
+
+
+class QuestionApproved(Event):
+    type: Literal["question.approved"] = "question.approved"
+    question: QuestionView
+
+
+class QuestionRejected(Event):
+    """To moderators and the asker; to everyone when an approved question is taken down."""
+
+    type: Literal["question.rejected"] = "question.rejected"
+    question_id: str
+
+
+class QuestionVoted(Event):
+    type: Literal["question.voted"] = "question.voted"
+    question_id: str
+    votes: int
+
+
+class QuestionAnswered(Event):
+    type: Literal["question.answered"] = "question.answered"
+    question_id: str
+
+
+class QuestionPinned(Event):
+    type: Literal["question.pinned"] = "question.pinned"
+    question_id: str | None
+
+
+class QuestionEdited(Event):
+    type: Literal["question.edited"] = "question.edited"
+    question: QuestionView
+
+
+class PollCreated(Event):
+    """To moderators: a draft poll."""
+
+    type: Literal["poll.created"] = "poll.created"
+    poll: PollView
+
+
+class PollOpened(Event):
+    type: Literal["poll.opened"] = "poll.opened"
+    poll: PollView
+
+
+class PollClosed(Event):
+    type: Literal["poll.closed"] = "poll.closed"
+    poll: PollView
+
+
+class PersonMuted(Event):
+    """To moderators and the person."""
+
+    type: Literal["person.muted"] = "person.muted"
+    person_id: str
+    until: datetime | None
+
+
+class PersonUnmuted(Event):
+    type: Literal["person.unmuted"] = "person.unmuted"
+    person_id: str
+
+
+class PersonRemoved(Event):
+    """To moderators; the person's sockets close with 1008 `room.removed`."""
+
+    type: Literal["person.removed"] = "person.removed"
+    person_id: str
+
+
+class RoomChanged(Event):
+    type: Literal["room.changed"] = "room.changed"
+    room: RoomState
+
+
+class ReactionSent(Event):
+    """Signal."""
+
+    type: Literal["reaction.sent"] = "reaction.sent"
+    reaction: Reaction
+
+
+class WatchingChanged(Event):
+    """Signal: how many people are in the room; `people` (display names) only when the event
+    lets attendees see each other."""
+
+    type: Literal["watching.changed"] = "watching.changed"
+    count: int
+    people: list[str] | None = None
+
+
+class ResyncRequired(Event):
+    """Signal: the resume point is outside the replay window; the join result that follows
+    holds the whole room state."""
+
+    type: Literal["resync.required"] = "resync.required"
+
+
+class StageChanged(Event):
+    """Reserved for the stage (media): who is live, muted, in the green room."""
+
+    type: Literal["stage.changed"] = "stage.changed"
+    stage: dict[str, Any]
+
+
+EVENTS: tuple[type[Event], ...] = (
+    MessagePosted,
+    MessageHeld,
+    MessageDeleted,
+    AnnouncementPosted,
+    QuestionSubmitted,
+    QuestionApproved,
+    QuestionRejected,
+    QuestionVoted,
+    QuestionAnswered,
+    QuestionPinned,
+    QuestionEdited,
+    PollCreated,
+    PollOpened,
+    PollClosed,
+    PersonMuted,
+    PersonUnmuted,
+    PersonRemoved,
+    RoomChanged,
+    ReactionSent,
+    WatchingChanged,
+    ResyncRequired,
+    StageChanged,
+)
+
+# Close codes the server uses.
+CLOSE_POLICY = 1008  # bad origin (refused before accept), not authenticated in time, removed
+CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN = 1013  # this socket read too slowly and its outgoing queue filled
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference section of docs/protocol.md.
+
+
+def _type_of(model: type[BaseModel]) -> str:
+    field = model.model_fields["type"]
+    return str(field.default or field.annotation.__args__[0])  # type: ignore[union-attr]
+
+
+def _fields(model: type[BaseModel]) -> str:
+    names = [
+        f"`{name}`" + ("" if info.is_required() else "?")
+        for name, info in model.model_fields.items()
+        if name not in {"type", "id", "seq"}
+    ]
+    return ", ".join(names) or "none"
+
+
+def _summary(model: type[BaseModel]) -> str:
+    doc = model.__doc__ or ""
+    return " ".join(doc.split()) if model.__doc__ and model.__doc__ != BaseModel.__doc__ else ""
+
+
+def _who(type_: str, handlers: dict[str, Any]) -> str:
+    if type_ == "room.join":
+        return "anyone with a token for the event"
+    handler = handlers.get(type_)
+    if handler is None:
+        return "(no handler)"
+    who = {
+        frozenset(Role): "anyone in the room",
+        frozenset({Role.speaker, Role.moderator, Role.chair, Role.organiser}): "presenters",
+        frozenset({Role.moderator, Role.chair, Role.organiser}): "moderators, chair, organiser",
+        frozenset({Role.chair, Role.organiser}): "chair, organiser",
+    }.get(handler.permission, "?")
+    return who + (f"; rate limit `{handler.rate}`" if handler.rate else "")
+
+
+def render_reference() -> str:
+    """The generated part of docs/protocol.md."""
+    from chat.gateway import live_handlers
+
+    handlers = live_handlers().handlers
+    lines = ["### Actions (client to server)", ""]
+    lines += ["| type | fields | who may | notes |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| `{t}` | {_fields(m)} | {_who(t, handlers)} | {_summary(m)} |"
+        for t, m in ACTIONS.items()
+    ]
+    lines += ["", "### Replies", "", "| type | fields | notes |", "| --- | --- | --- |"]
+    lines += [f"| `{_type_of(m)}` | `id`, {_fields(m)} | {_summary(m)} |" for m in (Ok, Error)]
+    lines += ["", "### Pushed events", "", "| type | fields | notes |", "| --- | --- | --- |"]
+    lines += [f"| `{_type_of(m)}` | {_fields(m)} | {_summary(m)} |" for m in EVENTS]
+    views = (MessageView, QuestionView, PollView, RoomState, You, JoinResult)
+    lines += ["", "### Shapes", "", "| name | fields | notes |", "| --- | --- | --- |"]
+    lines += [f"| {m.__name__} | {_fields(m)} | {_summary(m)} |" for m in views]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_reference(), end="")

@@ -1,0 +1,197 @@
+"""Q&A: asking (optionally anonymously), the moderation queue, approving, voting, answering,
+pinning and editing.
+
+A pending question goes only to moderators (and its asker's own reply); attendees see it first
+in `question.approved`, which is sent once per question.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+
+from app.db import utcnow
+from app.errors import Conflict, Invalid, NotFound
+from chat.guard import ALL, STAFF, Context, LiveRouter, Permission, person
+from chat.messages import ensure_may_post, matches_word_filter
+from chat.models import Question, QuestionStatus, QuestionVote
+from chat.protocol import (
+    QuestionAnswer,
+    QuestionAnswered,
+    QuestionApprove,
+    QuestionApproved,
+    QuestionAsk,
+    QuestionEdit,
+    QuestionEdited,
+    QuestionPin,
+    QuestionPinned,
+    QuestionReject,
+    QuestionRejected,
+    QuestionSubmitted,
+    QuestionUnvote,
+    QuestionView,
+    QuestionVoted,
+)
+from chat.protocol import (
+    QuestionVote as QuestionVoteAction,
+)
+from chat.service import question_view
+
+live = LiveRouter()
+
+
+async def get_question(ctx: Context, question_id: str, *, approved: bool = False) -> Question:
+    """A question of this room (`approved`: only an approved one), or `question.not_found`."""
+    question = await ctx.db.get(Question, question_id, populate_existing=True)
+    if question is None or question.session_id != ctx.session.id:
+        raise NotFound("question.not_found", "There is no such question.")
+    if approved and question.status != QuestionStatus.approved:
+        raise NotFound("question.not_found", "There is no such question.")
+    return question
+
+
+def _for_staff(ctx: Context, question: Question) -> QuestionView:
+    return question_view(question, reveal=ctx.session.chair_sees_asker_names)
+
+
+@live.action(QuestionAsk, rate="question")
+async def ask(ctx: Context, action: QuestionAsk) -> dict[str, object]:
+    await ensure_may_post(ctx)
+    if action.anonymous and not ctx.session.anonymous_questions_allowed:
+        raise Invalid(
+            "question.anonymous_not_allowed",
+            "This session does not take anonymous questions.",
+            field="anonymous",
+        )
+    held = ctx.session.moderation_required or matches_word_filter(
+        action.text, ctx.event.word_filter
+    )
+    question = Question(
+        session_id=ctx.session.id,
+        asker_id=ctx.person_id,
+        asker_name=ctx.conn.name,
+        anonymous=action.anonymous,
+        text=action.text,
+        status=QuestionStatus.pending if held else QuestionStatus.approved,
+        created_at=utcnow(),
+    )
+    ctx.db.add(question)
+    await ctx.db.flush()
+    if held:
+        await ctx.record(
+            QuestionSubmitted(question=_for_staff(ctx, question)),
+            audience=STAFF,
+            subject_id=question.id,
+        )
+    else:
+        await ctx.record(
+            QuestionApproved(question=question_view(question)), audience=ALL, subject_id=question.id
+        )
+    return {"question": question_view(question).model_dump(mode="json")}
+
+
+@live.action(QuestionApprove, permission=Permission.moderate)
+async def approve(ctx: Context, action: QuestionApprove) -> None:
+    question = await get_question(ctx, action.question_id)
+    # Conditional, so two moderators (in two processes) approving at once broadcast it once.
+    changed = await ctx.db.execute(
+        update(Question)
+        .where(Question.id == question.id, Question.status == QuestionStatus.pending)
+        .values(status=QuestionStatus.approved)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("question.not_pending", "This question is not waiting for approval.")
+    question = await get_question(ctx, question.id)
+    await ctx.record(
+        QuestionApproved(question=question_view(question)), audience=ALL, subject_id=question.id
+    )
+
+
+@live.action(QuestionReject, permission=Permission.moderate)
+async def reject(ctx: Context, action: QuestionReject) -> None:
+    question = await get_question(ctx, action.question_id)
+    if question.status == QuestionStatus.rejected:
+        raise Conflict("question.rejected", "This question was rejected already.")
+    was_public = question.status == QuestionStatus.approved
+    question.status = QuestionStatus.rejected
+    if ctx.room.pinned_question_id == question.id:
+        ctx.room.pinned_question_id = None
+    await ctx.withdraw(question.id)
+    audience = ALL if was_public else f"{STAFF} {person(question.asker_id)}"
+    await ctx.record(QuestionRejected(question_id=question.id), audience=audience, subject_id=None)
+
+
+@live.action(QuestionVoteAction, rate="vote")
+async def vote(ctx: Context, action: QuestionVoteAction) -> dict[str, object]:
+    question = await get_question(ctx, action.question_id, approved=True)
+    existing = await ctx.db.get(QuestionVote, (question.id, ctx.person_id))
+    if existing is not None:
+        raise Conflict("question.already_voted", "You have voted for this question.")
+    ctx.db.add(QuestionVote(question_id=question.id, person_id=ctx.person_id))
+    try:
+        # Another process may have stored the same vote since the check above.
+        await ctx.db.flush()
+    except IntegrityError:
+        raise Conflict("question.already_voted", "You have voted for this question.") from None
+    return await _count(ctx, question, +1)
+
+
+@live.action(QuestionUnvote, rate="vote")
+async def unvote(ctx: Context, action: QuestionUnvote) -> dict[str, object]:
+    question = await get_question(ctx, action.question_id, approved=True)
+    removed = await ctx.db.execute(
+        delete(QuestionVote).where(
+            QuestionVote.question_id == question.id, QuestionVote.person_id == ctx.person_id
+        )
+    )
+    if removed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("question.not_voted", "You have not voted for this question.")
+    return await _count(ctx, question, -1)
+
+
+async def _count(ctx: Context, question: Question, change: int) -> dict[str, object]:
+    votes = await ctx.db.scalar(
+        update(Question)
+        .where(Question.id == question.id)
+        .values(votes=Question.votes + change)
+        .returning(Question.votes)
+    )
+    assert votes is not None
+    await ctx.record(
+        QuestionVoted(question_id=question.id, votes=votes), audience=ALL, subject_id=question.id
+    )
+    return {"question_id": question.id, "votes": votes}
+
+
+@live.action(QuestionAnswer, permission=Permission.moderate)
+async def answer(ctx: Context, action: QuestionAnswer) -> None:
+    question = await get_question(ctx, action.question_id, approved=True)
+    question.answered = True
+    await ctx.record(
+        QuestionAnswered(question_id=question.id), audience=ALL, subject_id=question.id
+    )
+
+
+@live.action(QuestionPin, permission=Permission.moderate)
+async def pin(ctx: Context, action: QuestionPin) -> None:
+    if action.question_id is not None:
+        await get_question(ctx, action.question_id, approved=True)
+    ctx.room.pinned_question_id = action.question_id
+    await ctx.record(QuestionPinned(question_id=action.question_id), audience=ALL)
+
+
+@live.action(QuestionEdit, permission=Permission.moderate)
+async def edit(ctx: Context, action: QuestionEdit) -> None:
+    question = await get_question(ctx, action.question_id)
+    if question.status == QuestionStatus.rejected:
+        raise NotFound("question.not_found", "There is no such question.")
+    question.text = action.text
+    await ctx.db.flush()
+    if question.status == QuestionStatus.approved:
+        event = QuestionEdited(question=question_view(question))
+        await ctx.record(event, audience=ALL, subject_id=question.id)
+    else:
+        staff_view = _for_staff(ctx, question)
+        await ctx.record(
+            QuestionEdited(question=staff_view), audience=STAFF, subject_id=question.id
+        )

@@ -1,0 +1,160 @@
+"""The rooms this process serves: their sockets, fan-out of bus envelopes, and watching counts.
+
+Built once in the lifespan. Every envelope arriving from the bus (from this process or another)
+is pushed to the matching local sockets as the one string serialized by its publisher. Each
+process announces how many people it holds per room over the bus; the sum is `watching`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+
+from app.db import new_id
+from chat.bus import Bus, Envelope
+from chat.connection import Connection
+from chat.protocol import CLOSE_POLICY, Event, WatchingChanged
+
+log = logging.getLogger("dais.chat")
+
+ANNOUNCE_EVERY = 1.0  # seconds between watching announcements of rooms that changed
+REFRESH_EVERY = 10.0  # every room's count is re-announced this often
+FORGET_AFTER = 35.0  # a process not heard from for this long no longer counts
+
+
+class LiveRoom:
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.connections: dict[str, Connection] = {}
+        # Serializes this process's writes to the room, so its events leave in seq order.
+        self.lock = asyncio.Lock()
+        self.show_people = False
+        self.people: Counter[str] = Counter()
+        self.names: dict[str, str] = {}
+        self.changed = False
+        # process id -> (count, names or None, when heard)
+        self.counts: dict[str, tuple[int, list[str] | None, float]] = {}
+        self.last_pushed: tuple[int, list[str] | None] | None = None
+
+
+class Rooms:
+    def __init__(self) -> None:
+        self.process_id = new_id()
+        self._rooms: dict[str, LiveRoom] = {}
+        self._connections: dict[str, Connection] = {}
+
+    def room(self, session_id: str) -> LiveRoom:
+        room = self._rooms.get(session_id)
+        if room is None:
+            room = self._rooms[session_id] = LiveRoom(session_id)
+        return room
+
+    def enter(self, conn: Connection, *, show_people: bool) -> None:
+        room = self.room(conn.session_id)
+        room.show_people = show_people
+        room.connections[conn.id] = conn
+        self._connections[conn.id] = conn
+        room.people[conn.person_id] += 1
+        room.names[conn.person_id] = conn.name
+        room.changed = True
+
+    def leave(self, conn: Connection) -> None:
+        if self._connections.pop(conn.id, None) is None:
+            return
+        room = self.room(conn.session_id)
+        room.connections.pop(conn.id, None)
+        room.people[conn.person_id] -= 1
+        if room.people[conn.person_id] <= 0:
+            del room.people[conn.person_id]
+            room.names.pop(conn.person_id, None)
+        room.changed = True
+
+    def connection(self, connection_id: str) -> Connection | None:
+        return self._connections.get(connection_id)
+
+    def send(self, connection_id: str, message: Event | str) -> bool:
+        """Push one frame to one local socket; False when it is not (or no longer) here."""
+        conn = self._connections.get(connection_id)
+        if conn is None:
+            return False
+        conn.push(message if isinstance(message, str) else message.model_dump_json())
+        return True
+
+    # -- arriving from the bus ----------------------------------------------------------------
+
+    def deliver(self, envelope: Envelope) -> None:
+        if envelope.kind == "watching":
+            self._heard(envelope)
+            return
+        room = self._rooms.get(envelope.room)
+        if room is None or not room.connections:
+            return
+        connections = list(room.connections.values())
+        if envelope.kind == "kick":
+            for conn in connections:
+                if envelope.audience in conn.audiences:
+                    conn.close(CLOSE_POLICY, envelope.body)
+            return
+        frame, seq = envelope.body, envelope.seq
+        if envelope.audience == "all":
+            for conn in connections:
+                conn.push(frame, seq)
+            return
+        audiences = frozenset(envelope.audience.split())
+        for conn in connections:
+            if not audiences.isdisjoint(conn.audiences):
+                conn.push(frame, seq)
+
+    # -- watching counts ----------------------------------------------------------------------
+
+    def _local(self, room: LiveRoom) -> tuple[int, list[str] | None]:
+        names = sorted(room.names.values())[:500] if room.show_people else None
+        return len(room.people), names
+
+    def watching(self, session_id: str) -> tuple[int, list[str] | None]:
+        """People in the room across all processes (display names only if the event allows)."""
+        room = self.room(session_id)
+        count, names = self._local(room)
+        for process, (other, other_names, _) in room.counts.items():
+            if process != self.process_id:
+                count += other
+                if names is not None and other_names:
+                    names = sorted({*names, *other_names})[:500]
+        return count, names
+
+    def _heard(self, envelope: Envelope) -> None:
+        room = self.room(envelope.room)
+        data = json.loads(envelope.body)
+        room.counts[data["process"]] = (data["count"], data["names"], time.monotonic())
+        if not room.connections:
+            return
+        now = self.watching(room.session_id)
+        if now != room.last_pushed:
+            room.last_pushed = now
+            frame = WatchingChanged(count=now[0], people=now[1]).model_dump_json()
+            for conn in list(room.connections.values()):
+                conn.push(frame)
+
+    async def announce_watching(self, bus: Bus) -> None:
+        """Tell every process how many people this one holds in each room that changed."""
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(ANNOUNCE_EVERY)
+            now = time.monotonic()
+            refresh = now - last_refresh >= REFRESH_EVERY
+            if refresh:
+                last_refresh = now
+            for room in list(self._rooms.values()):
+                room.counts = {p: c for p, c in room.counts.items() if now - c[2] < FORGET_AFTER}
+                if not (room.changed or (refresh and room.people)):
+                    continue
+                room.changed = False
+                count, names = self._local(room)
+                body = json.dumps({"process": self.process_id, "count": count, "names": names})
+                try:
+                    await bus.publish(Envelope("watching", room.session_id, "all", None, body))
+                except Exception:
+                    log.exception("could not announce watching count")

@@ -1,0 +1,21 @@
+"""HTTP shapes of the live gateway (the live protocol itself is in `chat.protocol`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AuditEntryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    session_id: str
+    actor_id: str
+    actor_role: str
+    action: str
+    target_id: str | None
+    detail: str | None
+    outcome: str
+    created_at: datetime
