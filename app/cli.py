@@ -57,6 +57,11 @@ def _serve(args: argparse.Namespace) -> None:
         workers=args.workers,
         log_config=log_config(),
         proxy_headers=False,
+        # The live gateway serializes each event once for every socket; per-socket compression
+        # would undo that. Frames over the largest the gateway takes are refused by uvicorn itself.
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        ws_max_size=settings.live_max_signal_frame_bytes + 1024,
     )
 
 

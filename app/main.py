@@ -20,9 +20,12 @@ from app.invites.router import router as invites_router
 from app.pages import install as install_pages
 from app.people.router import router as people_router
 from app.recordings.router import router as recordings_router
+from app.recordings.service import recording_store
 from app.settings import Settings
 from chat.gateway import open_gateway
 from chat.router import router as live_router
+from chat.stage import media_sender
+from streaming.server import MediaServer
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -73,6 +76,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             app.state.engine = engine
             app.state.sessionmaker = make_sessionmaker(engine)
+            # Built before the gateway, closed after it: every peer connection ends with it.
+            app.state.media = MediaServer(
+                ice_servers=settings.ice_servers,
+                recordings_dir=settings.recordings_dir,
+                max_peers_per_person=settings.media_max_peers_per_person,
+                reconnect_grace=settings.media_reconnect_grace_seconds,
+                send=media_sender(lambda: app.state.live),
+                on_recording=recording_store(app.state.sessionmaker),
+            )
+            stack.push_async_callback(app.state.media.close)
             app.state.live = await stack.enter_async_context(
                 open_gateway(
                     settings=settings, sessionmaker=app.state.sessionmaker, state=app.state

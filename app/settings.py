@@ -42,8 +42,16 @@ class Settings(BaseSettings):
             "question": (3, 6.0),
             "vote": (20, 120.0),
             "reaction": (10, 120.0),
+            # WebRTC signalling: publish, watch and answers to the server's renegotiations.
+            "signal": (20, 120.0),
         }
     )
+    # Signalling frames (`media.*`) may carry an SDP of up to 64 KiB, so they may be this large.
+    live_max_signal_frame_bytes: int = 80 * 1024
+    # Peer connections one person may hold at once (publishing and watching, all their tabs).
+    media_max_peers_per_person: int = 4
+    # A speaker whose connection drops keeps their place on stage this long.
+    media_reconnect_grace_seconds: float = 30.0
     # STUN/TURN servers handed to browsers and to the media server, as RTCIceServer dicts.
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
 

@@ -8,6 +8,7 @@ ending stops both.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -46,12 +47,23 @@ CLOSE_GRACE_SECONDS = 5.0
 
 def live_handlers() -> LiveRouter:
     """Every module's handlers. A new module (e.g. `chat/stage.py`) is added here."""
-    from chat import messages, moderation, polls, questions
+    from chat import messages, moderation, polls, questions, stage
 
     handlers = LiveRouter()
-    for module in (messages, questions, polls, moderation):
+    for module in (messages, questions, polls, moderation, stage):
         handlers.include(module.live)
     return handlers
+
+
+def is_signal(text: str, limit: int) -> bool:
+    """A WebRTC signalling frame (`media.*`), which may exceed the usual frame limit."""
+    if len(text.encode()) > limit:
+        return False
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and str(data.get("type", "")).startswith("media.")
 
 
 class Gateway:
@@ -70,6 +82,7 @@ class Gateway:
         self.rooms = rooms
         self.bus = bus
         self.handlers = handlers.handlers
+        self.join_hooks = handlers.join_hooks
         self.limits = RateLimits(settings.live_rate_limits)
         # The application's state, for handlers that need other long-lived objects (media).
         self.state = state
@@ -115,6 +128,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.live_auth_seconds
         limit = self.settings.live_max_frame_bytes
+        signal_limit = self.settings.live_max_signal_frame_bytes
         while conn.closing is None:
             try:
                 if conn.joined:
@@ -132,8 +146,9 @@ class Gateway:
             if len(data) > limit or (
                 isinstance(data, str) and len(data) * 4 > limit and len(data.encode()) > limit
             ):
-                conn.close(CLOSE_TOO_BIG, "frame.too_big")
-                return
+                if not (text is not None and is_signal(text, signal_limit)):
+                    conn.close(CLOSE_TOO_BIG, "frame.too_big")
+                    return
             await dispatch(self, conn, text if text is not None else "")
 
     async def join(self, conn: Connection, action: RoomJoin) -> None:
@@ -167,6 +182,8 @@ class Gateway:
         except BaseException:
             self.rooms.leave(conn)
             raise
+        for hook in self.join_hooks:
+            await hook(self, conn)
 
     async def _send_room(
         self, conn: Connection, action: RoomJoin, *, session: Any, you: You

@@ -152,11 +152,20 @@ class Handler:
         return self.permission != Permission.attend
 
 
+JoinHook = Callable[["Gateway", Connection], Awaitable[None]]
+
+
 class LiveRouter:
     """Handlers of one module, registered by action type; `include` composes modules."""
 
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
+        # Run after a socket has joined and received the room's state (e.g. the stage's).
+        self.join_hooks: list[JoinHook] = []
+
+    def on_join(self, hook: JoinHook) -> JoinHook:
+        self.join_hooks.append(hook)
+        return hook
 
     def action(
         self,
@@ -180,6 +189,7 @@ class LiveRouter:
             if type_ in self.handlers:
                 raise ValueError(f"two handlers for {type_}")
             self.handlers[type_] = handler
+        self.join_hooks += other.join_hooks
 
 
 def error_frame(error: DomainError, request_id: RequestId | None) -> str:

@@ -202,6 +202,61 @@ class AnnouncementPost(Action):
     text: Text
 
 
+# SDP is checked against its own limit (64 KiB) by the media server, with its own error code.
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=96 * 1024)]
+
+
+class MediaPublish(Action):
+    """Offer to send camera, microphone and (as a second video) screen. Presenters only are
+    heard: anyone else gets a receive-only answer. Sent again on the same socket to add or stop
+    a screen share."""
+
+    type: Literal["media.publish"]
+    sdp: Sdp
+
+
+class MediaWatch(Action):
+    """Ask for the stage's media: the result is the server's offer (`peer_id`, `sdp`, `tracks`),
+    answered with `media.answer`. Later changes arrive as `media.offered`."""
+
+    type: Literal["media.watch"]
+
+
+class MediaAnswer(Action):
+    type: Literal["media.answer"]
+    peer_id: Id
+    sdp: Sdp
+
+
+class StageGoLive(Action):
+    """Put a speaker (or the chair) from the green room on stage, seen by every attendee."""
+
+    type: Literal["stage.go_live"]
+    person_id: Id
+
+
+class StageTakeOff(Action):
+    """Take a speaker off stage, back to the green room."""
+
+    type: Literal["stage.take_off"]
+    person_id: Id
+
+
+class StageMute(Action):
+    """Mute (or unmute) a speaker's audio or video for attendees; the green room still has it."""
+
+    type: Literal["stage.mute"]
+    person_id: Id
+    kind: Literal["audio", "video"]
+    muted: bool
+
+
+class SessionEnd(Action):
+    """End the session's stage: every media connection closes and the recording is finished."""
+
+    type: Literal["session.end"]
+
+
 ACTIONS: dict[str, type[Action]] = {
     model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
     for model in (
@@ -229,6 +284,13 @@ ACTIONS: dict[str, type[Action]] = {
         RoomSlowMode,
         RoomLock,
         AnnouncementPost,
+        MediaPublish,
+        MediaWatch,
+        MediaAnswer,
+        StageGoLive,
+        StageTakeOff,
+        StageMute,
+        SessionEnd,
     )
 }
 
@@ -314,6 +376,32 @@ class RoomState(View):
     locked: bool
     slow_mode_seconds: int
     pinned_question_id: str | None
+
+
+class StageTrack(View):
+    """One forwarded track; `source` is `mic`, `camera` or `screen`."""
+
+    track_id: str
+    kind: Literal["audio", "video"]
+    source: str
+
+
+class StagePresenter(View):
+    """Someone publishing in this session: on stage when `live`, else in the green room."""
+
+    person_id: str
+    live: bool
+    connected: bool
+    muted: dict[str, bool]
+    tracks: list[StageTrack]
+
+
+class StageView(View):
+    """The stage as one audience sees it: attendees see live presenters only."""
+
+    live: list[str]
+    presenters: list[StagePresenter]
+    ended: bool = False
 
 
 class You(View):
@@ -499,10 +587,27 @@ class ResyncRequired(Event):
 
 
 class StageChanged(Event):
-    """Reserved for the stage (media): who is live, muted, in the green room."""
+    """Signal to everyone: who is live on stage, muted, sharing a screen (also sent on join)."""
 
     type: Literal["stage.changed"] = "stage.changed"
-    stage: dict[str, Any]
+    stage: StageView
+
+
+class GreenRoomChanged(Event):
+    """Signal to presenters: everyone publishing, live or waiting in the green room."""
+
+    type: Literal["green_room.changed"] = "green_room.changed"
+    stage: StageView
+
+
+class MediaOffered(Event):
+    """Signal to one socket: the server renegotiates its viewing connection (tracks added or
+    removed); answer with `media.answer`. `tracks` maps each m-line (`mid`) to a presenter."""
+
+    type: Literal["media.offered"] = "media.offered"
+    peer_id: str
+    sdp: str
+    tracks: list[dict[str, Any]]
 
 
 EVENTS: tuple[type[Event], ...] = (
@@ -528,6 +633,8 @@ EVENTS: tuple[type[Event], ...] = (
     WatchingChanged,
     ResyncRequired,
     StageChanged,
+    GreenRoomChanged,
+    MediaOffered,
 )
 
 # Close codes the server uses.
@@ -589,7 +696,16 @@ def render_reference() -> str:
     lines += [f"| `{_type_of(m)}` | `id`, {_fields(m)} | {_summary(m)} |" for m in (Ok, Error)]
     lines += ["", "### Pushed events", "", "| type | fields | notes |", "| --- | --- | --- |"]
     lines += [f"| `{_type_of(m)}` | {_fields(m)} | {_summary(m)} |" for m in EVENTS]
-    views = (MessageView, QuestionView, PollView, RoomState, You, JoinResult)
+    views = (
+        MessageView,
+        QuestionView,
+        PollView,
+        RoomState,
+        StageView,
+        StagePresenter,
+        You,
+        JoinResult,
+    )
     lines += ["", "### Shapes", "", "| name | fields | notes |", "| --- | --- | --- |"]
     lines += [f"| {m.__name__} | {_fields(m)} | {_summary(m)} |" for m in views]
     return "\n".join(lines) + "\n"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from app.errors import DomainError
 
-class MediaError(Exception):
-    """A refused media request, with a stable dotted code such as ``media.sdp_too_large``."""
 
-    code = "media.error"
+class MediaError(DomainError):
+    """A refused media request, with a stable dotted code such as ``media.sdp_too_large``.
+
+    A domain error like any other, so the gateway turns it into an error frame in its one place.
+    """
+
+    status = 422
 
     def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.message = message or code
+        super().__init__(code, message or code)
 
 
 SDP_TOO_LARGE = "media.sdp_too_large"

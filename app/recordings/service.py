@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
 import av
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agenda.models import Session
 from app.auth.service import Principal
@@ -46,6 +47,20 @@ async def store_recording(
     db.add(recording)
     await db.commit()
     return recording
+
+
+def recording_store(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> Callable[[str, Path, datetime, datetime], Awaitable[None]]:
+    """What the media server calls when it has finished a recording file."""
+
+    async def store(session_id: str, path: Path, started_at: datetime, ended_at: datetime) -> None:
+        async with sessionmaker() as db:
+            await store_recording(
+                db, session_id=session_id, path=path, started_at=started_at, ended_at=ended_at
+            )
+
+    return store
 
 
 async def list_recordings(db: AsyncSession, *, event: Event) -> list[Recording]:
