@@ -7,6 +7,7 @@ from app.event.models import Event
 from app.invites.models import Invite
 from app.people.models import Organiser, Participant, SessionRole
 from app.recordings.models import Recording
+from chat.attendance import AttendanceSample
 from chat.models import (
     AuditEntry,
     Message,
@@ -21,6 +22,7 @@ from chat.models import (
 
 __all__ = [
     "AccessToken",
+    "AttendanceSample",
     "AuditEntry",
     "Base",
     "Event",

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     live_replay_events: int = 1000
     live_history_messages: int = 50
     live_purge_every_seconds: float = 3600.0
+    # How often each process stores how many people are in each of its rooms.
+    live_attendance_every_seconds: float = 60.0
     # Per person and room: kind -> (burst, refills per minute).
     live_rate_limits: dict[str, tuple[int, float]] = Field(
         default_factory=lambda: {

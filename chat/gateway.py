@@ -25,6 +25,7 @@ from app.errors import Forbidden, Unauthorized
 from app.event.models import Event
 from app.settings import Settings
 from chat import service
+from chat.attendance import Sampler
 from chat.bus import Bus, open_bus
 from chat.connection import Connection
 from chat.guard import LiveRouter, dispatch
@@ -84,6 +85,7 @@ class Gateway:
         self.handlers = handlers.handlers
         self.join_hooks = handlers.join_hooks
         self.limits = RateLimits(settings.live_rate_limits)
+        self.attendance = Sampler(rooms, sessionmaker)
         # The application's state, for handlers that need other long-lived objects (media).
         self.state = state
 
@@ -261,6 +263,10 @@ async def open_gateway(
             asyncio.create_task(
                 _purge_periodically(sessionmaker, settings.live_purge_every_seconds),
                 name="dais-retention",
+            ),
+            asyncio.create_task(
+                gateway.attendance.run(settings.live_attendance_every_seconds),
+                name="dais-attendance",
             ),
         ]
         try:

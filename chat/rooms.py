@@ -114,6 +114,10 @@ class Rooms:
         names = sorted(room.names.values())[:500] if room.show_people else None
         return len(room.people), names
 
+    def local_counts(self) -> dict[str, int]:
+        """People in each room on this process's own sockets (for attendance samples)."""
+        return {session_id: len(room.people) for session_id, room in self._rooms.items()}
+
     def watching(self, session_id: str) -> tuple[int, list[str] | None]:
         """People in the room across all processes (display names only if the event allows)."""
         room = self.room(session_id)

@@ -19,3 +19,15 @@ class AuditEntryRead(BaseModel):
     detail: str | None
     outcome: str
     created_at: datetime
+
+
+class AttendancePoint(BaseModel):
+    minute: datetime
+    watching: int
+
+
+class SessionAttendance(BaseModel):
+    """People watching a session, minute by minute (all server processes together)."""
+
+    session_id: str
+    points: list[AttendancePoint]
