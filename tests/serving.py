@@ -48,16 +48,15 @@ def wait_until_serving(base_url: str, server: subprocess.Popen, seconds: float =
 
 
 @contextmanager
-def dais_server(database_url: str, data_dir: Path, *args: str, **settings: str) -> Iterator[str]:
-    """`dais serve ARGS` on a free port until the block ends; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+def dais_process(
+    database_url: str, data_dir: Path, port: int, *args: str, **settings: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`dais serve ARGS` on `port`, serving when the block starts; stopped when it ends (if the
+    block has not killed it already)."""
     # What it prints for people (links) and what it logs are kept apart, as a deployment would.
-    printed = (data_dir / f"dais-{port}.out").open("w")
-    log = (data_dir / f"dais-{port}.log").open("w")
     with (
-        printed,
-        log,
+        (data_dir / f"dais-{port}.out").open("a") as printed,
+        (data_dir / f"dais-{port}.log").open("a") as log,
         subprocess.Popen(
             [*DAIS, "serve", "--port", str(port), *args],
             env=dais_env(database_url, data_dir, port, **settings),
@@ -66,11 +65,20 @@ def dais_server(database_url: str, data_dir: Path, *args: str, **settings: str) 
         ) as server,
     ):
         try:
-            wait_until_serving(base, server)
-            yield base
+            wait_until_serving(f"http://127.0.0.1:{port}", server)
+            yield server
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            if server.poll() is None:
+                server.terminate()
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+
+
+@contextmanager
+def dais_server(database_url: str, data_dir: Path, *args: str, **settings: str) -> Iterator[str]:
+    """`dais serve ARGS` on a free port until the block ends; yields its base URL."""
+    port = free_port()
+    with dais_process(database_url, data_dir, port, *args, **settings):
+        yield f"http://127.0.0.1:{port}"

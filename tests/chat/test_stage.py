@@ -221,3 +221,25 @@ async def test_ending_the_session_stores_its_recording_for_the_organiser(
     finally:
         await speaker.close()
         await chair.close()
+
+
+async def test_removing_a_person_closes_their_socket_and_peer_connection_within_2_s(
+    server: Server, world: World
+) -> None:
+    """SECURITY.md line 5: "remove" closes the person's socket and peer connection within 2 s."""
+    speaker = Tab(await Live.join(server, world.session_id, world.speaker))
+    chair = Tab(await Live.join(server, world.session_id, world.chair))
+    media = server.app.state.media
+    try:
+        await speaker.publish()
+        await eventually(lambda: media.stage(world.session_id)["publishers"][0]["connected"])
+        started = time.monotonic()
+        await chair.live.ok("person.remove", person_id=world.speaker_id)
+        assert await speaker.live.closed(timeout=2) == 1008
+        await eventually(
+            lambda: not media.stage(world.session_id)["publishers"][0]["connected"],
+            timeout=max(0.1, 2 - (time.monotonic() - started)),
+        )
+    finally:
+        await speaker.close()
+        await chair.close()
