@@ -107,83 +107,158 @@ async def make_world(database_url: str, attendees: int) -> dict[str, object]:
 
 
 # -- attendee client processes -------------------------------------------------------------------
+#
+# Cheap on purpose: on a small machine the clients share the CPU with the server, so each socket
+# is a bare asyncio protocol on uvloop that speaks just enough websocket (handshake, masked join,
+# frame headers, pong, close) to measure delivery. Stalled sockets stop reading from the kernel.
+
+MARK_BYTES = MARK.encode()
+ZERO_MASK = b"\x00\x00\x00\x00"  # a valid client mask that leaves the payload as it is
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 65536:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    return header + ZERO_MASK + payload
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.deliveries = 0
+        self.latencies: list[float] = []
+
+
+class RawSocket(asyncio.Protocol):
+    def __init__(self, request: bytes, join: bytes, tally: Tally) -> None:
+        self.request, self.join, self.tally = request, join, tally
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.upgraded = False
+        self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.state = "open"
+
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.state == "open":
+            self.state = "1006"
+        if not self.joined.done():
+            self.joined.set_exception(ConnectionError("lost before joining"))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                self.buffer = buffer
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.joined.set_exception(ConnectionError(buffer[:40].decode(errors="replace")))
+                self.transport.close()  # type: ignore[union-attr]
+                return
+            self.upgraded = True
+            buffer = buffer[end + 4 :]
+            self.transport.write(self.join)  # type: ignore[union-attr]
+        pos, n = 0, len(buffer)
+        while n - pos >= 2:
+            size, header = buffer[pos + 1] & 0x7F, 2
+            if size == 126:
+                if n - pos < 4:
+                    break
+                size, header = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), 4
+            elif size == 127:
+                if n - pos < 10:
+                    break
+                size, header = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), 10
+            if n - pos < header + size:
+                break
+            self.frame(buffer[pos] & 0x0F, buffer[pos + header : pos + header + size])
+            pos += header + size
+        self.buffer = buffer[pos:] if pos < n else b""
+
+    def frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == 1:
+            at = payload.find(MARK_BYTES)
+            if at >= 0:
+                start = at + len(MARK_BYTES)
+                sent = float(payload[start : payload.find(b" ", start)])
+                self.tally.latencies.append(time.time() - sent)
+                self.tally.deliveries += 1
+            elif not self.joined.done():
+                if b'"type":"ok"' in payload:
+                    self.joined.set_result(None)
+                elif b'"type":"error"' in payload:
+                    self.joined.set_exception(RuntimeError(payload.decode()))
+        elif opcode == 9:
+            self.transport.write(client_frame(10, payload))  # type: ignore[union-attr]
+        elif opcode == 8:
+            self.state = str(int.from_bytes(payload[:2], "big")) if len(payload) >= 2 else "1005"
+            self.transport.write(client_frame(8, payload[:2]))  # type: ignore[union-attr]
+            self.transport.close()  # type: ignore[union-attr]
 
 
 def client_process(
     url: str, origin: str, tokens: list[str], stall_from: int, control, results
 ) -> None:  # type: ignore[no-untyped-def]
+    import uvloop
+
     raise_fd_limit()
-    asyncio.run(_client(url, origin, tokens, stall_from, control, results))
+    uvloop.run(_client(url, origin, tokens, stall_from, control, results))
 
 
 async def _client(url, origin, tokens, stall_from, control, results) -> None:  # type: ignore[no-untyped-def]
-    import websockets
+    import base64
 
-    latencies: list[float] = []
-    deliveries = 0
-    stalled = asyncio.Event()
-    sockets = []
+    tally = Tally()
     gate = asyncio.Semaphore(25)
+    hostport, path = url.removeprefix("ws://").split("/", 1)
+    host, port = hostport.split(":")
+    loop = asyncio.get_running_loop()
 
-    readers = []
-
-    async def connect(index: int, token: str):  # type: ignore[no-untyped-def]
+    async def connect(token: str) -> RawSocket | None:
+        key = base64.b64encode(secrets.token_bytes(16)).decode()
+        request = (
+            f"GET /{path} HTTP/1.1\r\nHost: {hostport}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+        ).encode()
+        join = client_frame(1, json.dumps({"id": 1, "type": "room.join", "token": token}).encode())
         async with gate:
             for _ in range(5):
                 try:
-                    ws = await websockets.connect(
-                        url,
-                        origin=origin,
-                        compression=None,
-                        open_timeout=60,
-                        max_queue=4,
-                        ping_interval=None,
+                    _, ws = await loop.create_connection(
+                        lambda: RawSocket(request, join, tally), host, int(port)
                     )
-                    await ws.send(json.dumps({"id": 1, "type": "room.join", "token": token}))
-                    while '"type":"ok"' not in (reply := await ws.recv()):
-                        if '"type":"error"' in reply:
-                            raise RuntimeError(reply)
-                    # Read at once: an unread socket stops answering the server's pings.
-                    readers.append(asyncio.create_task(read(ws, index >= stall_from)))
+                    await asyncio.wait_for(ws.joined, 120)
                     return ws
-                except (OSError, TimeoutError, websockets.WebSocketException):
+                except (OSError, TimeoutError, ConnectionError):
                     await asyncio.sleep(0.5)
             return None
 
-    async def read(ws, stalls: bool) -> None:  # type: ignore[no-untyped-def]
-        nonlocal deliveries
-        try:
-            while True:
-                if stalls and stalled.is_set():
-                    await asyncio.sleep(3600)
-                frame = await ws.recv()
-                at = frame.find(MARK)
-                if at >= 0:
-                    end = frame.find(" ", at + len(MARK))
-                    latencies.append(time.time() - float(frame[at + len(MARK) : end]))
-                    deliveries += 1
-        except Exception:
-            return
-
-    connected = await asyncio.gather(*(connect(i, t) for i, t in enumerate(tokens)))
+    connected = await asyncio.gather(*(connect(t) for t in tokens))
     sockets = [ws for ws in connected if ws is not None]
+    stalling = [ws for i, ws in enumerate(connected) if ws is not None and i >= stall_from]
     results.put(("connected", len(sockets)))
-    loop = asyncio.get_running_loop()
     while True:
         command = await loop.run_in_executor(None, control.get)
         if command == "report":
-            results.put(("report", deliveries, latencies))
-            deliveries, latencies = 0, []
+            results.put(("report", tally.deliveries, tally.latencies))
+            tally.deliveries, tally.latencies = 0, []
         elif command == "stall":
-            stalled.set()
+            for ws in stalling:
+                ws.transport.pause_reading()  # type: ignore[union-attr]
         elif command == "stop":
             break
-    for task in readers:
-        task.cancel()
     codes: dict[str, int] = {}
     for ws in sockets:
-        key = "open" if ws.state.name == "OPEN" else str(ws.close_code)
-        codes[key] = codes.get(key, 0) + 1
+        codes[ws.state] = codes.get(ws.state, 0) + 1
     results.put(("stopped", codes))
 
 
@@ -265,7 +340,7 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sockets", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--rate", type=float, default=10.0, help="broadcasts per second")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
     parser.add_argument("--stalled", type=float, default=0.05, help="share of sockets not reading")
@@ -344,11 +419,16 @@ def main() -> None:
             flush=True,
         )
 
+        def clients_cpu() -> float:
+            return sum(cpu_seconds(p.pid) for p in processes)  # type: ignore[arg-type]
+
         def phase(name: str) -> tuple[float, float, list[float], float]:
             cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+            client_cpu0 = clients_cpu()
             rss0 = rss_mb(server.pid)
             sent = asyncio.run(drive(url, origin, world, args.rate, args.seconds))
             cpu, wall = cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
+            client_cpu = clients_cpu() - client_cpu0
             for control in controls:
                 control.put("report")
             deliveries, latencies = 0, []
@@ -360,7 +440,9 @@ def main() -> None:
             print(
                 f"[{name}] broadcasts={sent} deliveries={deliveries} "
                 f"deliveries/s={deliveries / wall:.0f} server_cpu={cpu:.2f}s "
+                f"client_cpu={client_cpu:.2f}s wall={wall:.1f}s "
                 f"deliveries/cpu_s={deliveries / max(cpu, 1e-9):.0f} "
+                f"server_us_per_delivery={cpu / max(deliveries, 1) * 1e6:.1f} "
                 f"latency_ms p50={percentile(latencies, 50) * 1000:.1f} "
                 f"p99={percentile(latencies, 99) * 1000:.1f} max={max(latencies, default=0) * 1000:.1f} "
                 f"rss_mb={rss0:.0f}->{rss1:.0f}",

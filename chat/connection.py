@@ -1,7 +1,10 @@
-"""One browser tab's socket: who is on it, and its bounded outbox drained by one sender task.
+"""One browser tab's socket: who is on it, and how frames reach it without anyone waiting.
 
-Broadcasting only appends the already-serialized frame to each outbox; it never awaits a socket,
-so a slow reader delays nobody. When an outbox is full the socket is dropped (1013).
+Under uvicorn (`chat/wire.py` finds the transport) every frame for the socket, replies and pushed
+events alike, is written as ready-made bytes straight to its transport, in order; when more than
+the socket's byte budget is still unsent, the reader is too slow and is dropped (1013). Elsewhere
+frames go to a bounded outbox drained through ASGI by one sender task, dropped when full. Either
+way broadcasting never awaits a socket, so a slow reader delays nobody.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from starlette.websockets import WebSocket
 
 from app.db import new_id
+from chat import wire
 from chat.protocol import CLOSE_TRY_AGAIN, Role
 
 log = logging.getLogger("dais.chat")
@@ -22,6 +26,10 @@ STAFF_ROLES = frozenset({Role.moderator, Role.chair, Role.organiser})
 PRESENTER_ROLES = frozenset({Role.speaker, *STAFF_ROLES})
 
 CloseHook = Callable[["Connection"], Awaitable[None]]
+
+# Unsent bytes a directly written socket may hold per frame of its queue limit (256 frames:
+# 256 KiB), on top of the largest reply (a join state can be bigger than that by itself).
+BYTES_PER_QUEUED_FRAME = 1024
 
 
 class Connection:
@@ -40,8 +48,12 @@ class Connection:
         self._flush = False
         self._outbox: deque[str] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        # Frames are written straight here when set (see chat/wire.py); else through the outbox.
+        self._transport = wire.transport_of(websocket)
+        self._base_bytes = self._max_bytes = limit * BYTES_PER_QUEUED_FRAME
+        self.written = 0  # frames written to the transport directly
         # While joining, room events wait here until the join's own state has been sent.
-        self._held: list[tuple[int | None, str]] | None = None
+        self._held: list[tuple[int | None, str, bytes | None]] | None = None
         # Room events up to this seq were in the join state or replay; later copies are dropped.
         self._floor = -1
         self._close_hooks: list[CloseHook] = []
@@ -56,6 +68,11 @@ class Connection:
     def flushing(self) -> bool:
         return self._flush
 
+    @property
+    def direct(self) -> bool:
+        """True when frames are written to the transport directly rather than through ASGI."""
+        return self._transport is not None
+
     def identify(self, *, person_id: str, name: str, role: Role) -> None:
         self.person_id, self.name, self.role = person_id, name, role
         audiences = {"all", f"person:{person_id}"}
@@ -66,33 +83,51 @@ class Connection:
         self.audiences = frozenset(audiences)
         self._held = []
 
-    def push(self, frame: str, seq: int | None = None) -> None:
-        """Queue a pushed event (called for every socket of a room on each broadcast)."""
+    def push(self, frame: str, seq: int | None = None, data: bytes | None = None) -> None:
+        """Send a pushed event (called for every socket of a room on each broadcast); `data` is
+        `frame` already encoded by `wire.text_frame`, once for all sockets."""
         if self.closing is not None:
             return
         if self._held is not None:
             if len(self._held) >= self.limit:
                 self.close(CLOSE_TRY_AGAIN, "too.slow")
             else:
-                self._held.append((seq, frame))
+                self._held.append((seq, frame, data))
             return
         if seq is not None and seq <= self._floor:
             return
-        self._enqueue(frame)
+        self._enqueue(frame, data)
 
     def reply(self, frame: str) -> None:
-        """Queue a reply (or replayed event) ahead of anything held during the join."""
+        """Send a reply (or replayed event) ahead of anything held during the join."""
         if self.closing is None or self._flush:
-            self._enqueue(frame)
+            if self._transport is not None:
+                data = wire.text_frame(frame)
+                self._max_bytes = max(self._max_bytes, self._base_bytes + len(data))
+                self._enqueue(frame, data)
+            else:
+                self._enqueue(frame, None)
 
     def release(self, floor: int) -> None:
-        """The join state up to `floor` is queued: let held and later events through."""
+        """The join state up to `floor` is sent: let held and later events through."""
         held, self._held, self._floor = self._held or [], None, floor
         self.joined = True
-        for seq, frame in held:
-            self.push(frame, seq)
+        for seq, frame, data in held:
+            self.push(frame, seq, data)
 
-    def _enqueue(self, frame: str) -> None:
+    def _enqueue(self, frame: str, data: bytes | None) -> None:
+        transport = self._transport
+        if transport is not None:
+            if transport.is_closing():
+                self.gone()
+            elif transport.get_write_buffer_size() > self._max_bytes:
+                self.close(CLOSE_TRY_AGAIN, "too.slow")
+            else:
+                # One write of a whole frame: uvicorn's own pings and pongs (also one write
+                # each) can only fall between frames, never inside one.
+                transport.write(data if data is not None else wire.text_frame(frame))
+                self.written += 1
+            return
         if len(self._outbox) >= self.limit:
             self.close(CLOSE_TRY_AGAIN, "too.slow")
             return
@@ -131,6 +166,10 @@ class Connection:
 
     async def run_sender(self) -> None:
         """The one task that writes to this socket, until it closes or the peer goes away."""
+        if self._transport is not None:
+            # Frames were written as they came; only the close is left, to the gateway.
+            await self.stopped.wait()
+            return
         send = self.websocket.send
         outbox = self._outbox
         loop = asyncio.get_running_loop()

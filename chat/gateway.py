@@ -184,8 +184,6 @@ class Gateway:
         except BaseException:
             self.rooms.leave(conn)
             raise
-        for hook in self.join_hooks:
-            await hook(self, conn)
 
     async def _send_room(
         self, conn: Connection, action: RoomJoin, *, session: Any, you: You
@@ -206,6 +204,7 @@ class Gateway:
                 result = JoinResult(
                     seq=seq, resumed=True, you=you, room=service.room_state(room), watching=watching
                 )
+                self._complete(conn, result)
                 conn.reply(
                     Ok(id=action.id, result=result.model_dump(mode="json")).model_dump_json()
                 )
@@ -226,8 +225,14 @@ class Gateway:
                 staff=conn.staff,
                 history=self.settings.live_history_messages,
             )
+        self._complete(conn, result)
         conn.reply(Ok(id=action.id, result=result.model_dump(mode="json")).model_dump_json())
         conn.release(result.seq)
+
+    def _complete(self, conn: Connection, result: JoinResult) -> None:
+        """Let other parts (the stage) add what they hold to the join result, fresh or resumed."""
+        for hook in self.join_hooks:
+            hook(self, conn, result)
 
 
 async def _purge_periodically(sessionmaker: async_sessionmaker[AsyncSession], every: float) -> None:

@@ -34,6 +34,7 @@ from chat.protocol import (
     Action,
     Error,
     Event,
+    JoinResult,
     Ok,
     RequestId,
     Role,
@@ -152,7 +153,8 @@ class Handler:
         return self.permission != Permission.attend
 
 
-JoinHook = Callable[["Gateway", Connection], Awaitable[None]]
+# Called as a socket joins, before its join result is sent: may fill fields of the result.
+JoinHook = Callable[["Gateway", Connection, "JoinResult"], None]
 
 
 class LiveRouter:
@@ -160,7 +162,6 @@ class LiveRouter:
 
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
-        # Run after a socket has joined and received the room's state (e.g. the stage's).
         self.join_hooks: list[JoinHook] = []
 
     def on_join(self, hook: JoinHook) -> JoinHook:

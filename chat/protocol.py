@@ -447,6 +447,9 @@ class JoinResult(BaseModel):
     polls: list[PollView] = Field(default_factory=list)
     queue: list[QuestionView] | None = None
     held: list[MessageView] | None = None
+    # The stage now (fresh joins and resumes alike); the green room for presenters only.
+    stage: StageView | None = None
+    green_room: StageView | None = None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The rooms this process serves: their sockets, fan-out of bus envelopes, and watching counts.
 
 Built once in the lifespan. Every envelope arriving from the bus (from this process or another)
-is pushed to the matching local sockets as the one string serialized by its publisher. Each
+is pushed to the matching local sockets as the one string serialized by its publisher, encoded
+once into websocket frame bytes for the sockets written directly (`chat/wire.py`). Each
 process announces how many people it holds per room over the bus; the sum is `watching`.
 """
 
@@ -14,6 +15,7 @@ import time
 from collections import Counter
 
 from app.db import new_id
+from chat import wire
 from chat.bus import Bus, Envelope
 from chat.connection import Connection
 from chat.protocol import CLOSE_POLICY, Event, WatchingChanged
@@ -42,6 +44,8 @@ class LiveRoom:
 
 class Rooms:
     def __init__(self) -> None:
+        # Before any socket is served: fail loudly if uvicorn moved what direct writes rely on.
+        wire.self_check()
         self.process_id = new_id()
         self._rooms: dict[str, LiveRoom] = {}
         self._connections: dict[str, Connection] = {}
@@ -99,14 +103,15 @@ class Rooms:
                     conn.close(CLOSE_POLICY, envelope.body)
             return
         frame, seq = envelope.body, envelope.seq
+        data = wire.text_frame(frame)
         if envelope.audience == "all":
             for conn in connections:
-                conn.push(frame, seq)
+                conn.push(frame, seq, data)
             return
         audiences = frozenset(envelope.audience.split())
         for conn in connections:
             if not audiences.isdisjoint(conn.audiences):
-                conn.push(frame, seq)
+                conn.push(frame, seq, data)
 
     # -- watching counts ----------------------------------------------------------------------
 
@@ -139,8 +144,9 @@ class Rooms:
         if now != room.last_pushed:
             room.last_pushed = now
             frame = WatchingChanged(count=now[0], people=now[1]).model_dump_json()
+            data = wire.text_frame(frame)
             for conn in list(room.connections.values()):
-                conn.push(frame)
+                conn.push(frame, None, data)
 
     async def announce_watching(self, bus: Bus) -> None:
         """Tell every process how many people this one holds in each room that changed."""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -55,6 +55,10 @@ def role_in_room(principal: Principal, *, event: Event, session_id: str) -> Role
 
 async def ensure_room(db: AsyncSession, *, session_id: str) -> Room:
     """The session's room row, created on first use (safely when two processes race)."""
+    room = await db.get(Room, session_id, populate_existing=True)
+    if room is not None:
+        # Every join comes here: only the first one of a room should take the write lock.
+        return room
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     await db.execute(
         insert(Room)
@@ -154,11 +158,11 @@ async def consistent_read(
         if db.get_bind().dialect.name == "postgresql":
             await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         else:
-            # SQLite reads outside a transaction each see their own instant; taking the write
-            # lock keeps every commit out until this read is done.
-            await db.execute(
-                update(Room).where(Room.session_id == session_id).values(last_seq=Room.last_seq)
-            )
+            # The sqlite3 driver opens no transaction before a SELECT, so each read would see
+            # its own instant. An explicit BEGIN makes them one WAL read transaction: one
+            # snapshot, without taking the write lock (which held up the chair's commits).
+            connection = await db.connection()
+            await connection.exec_driver_sql("BEGIN")
         try:
             yield db
         finally:

@@ -11,6 +11,7 @@ from chat.connection import PRESENTER_ROLES, Connection
 from chat.guard import ALL, PRESENTERS, Context, LiveRouter, Permission
 from chat.protocol import (
     GreenRoomChanged,
+    JoinResult,
     MediaAnswer,
     MediaOffered,
     MediaPublish,
@@ -66,17 +67,19 @@ def _announce(ctx: Context, *, ended: bool = False) -> None:
 
 
 @live.on_join
-async def _send_stage(gateway: Gateway, conn: Connection) -> None:
-    """A socket that joins (or rejoins) learns the stage as it is now; when it closes, its
-    peer connections close too."""
+def _join_stage(gateway: Gateway, conn: Connection, result: JoinResult) -> None:
+    """A socket that joins (or resumes) gets the stage as it is now in its join result; when the
+    socket closes, its peer connections close too."""
     media = getattr(gateway.state, "media", None)
     if media is None:
         return
-    public, full = stage_views(media, conn.session_id)
-    conn.reply(StageChanged(stage=public).model_dump_json())
+    result.stage, full = stage_views(media, conn.session_id)
     if conn.role in PRESENTER_ROLES:
-        conn.reply(GreenRoomChanged(stage=full).model_dump_json())
+        result.green_room = full
+    conn.on_close(_close_media(gateway, media))
 
+
+def _close_media(gateway: Gateway, media: MediaServer) -> Any:
     async def closed(conn: Connection) -> None:
         held = any(
             p["connected"] and p["person_id"] == conn.person_id
@@ -87,7 +90,7 @@ async def _send_stage(gateway: Gateway, conn: Connection) -> None:
             for envelope in stage_envelopes(media, conn.session_id):
                 await gateway.bus.publish(envelope)
 
-    conn.on_close(closed)
+    return closed
 
 
 @live.action(MediaPublish, rate="signal")

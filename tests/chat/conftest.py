@@ -74,9 +74,16 @@ async def start_server(database_url: str, tmp_path: Path) -> AsyncIterator[Serve
     """Starts the app under uvicorn in this process; settings can be overridden per test."""
     running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
-    async def start(send_buffer: int | None = None, **overrides: Any) -> Server:
+    async def start(
+        send_buffer: int | None = None,
+        deflate: bool = False,
+        ping_interval: float = 20.0,
+        **overrides: Any,
+    ) -> Server:
         """`send_buffer` fixes the kernel send buffer of accepted sockets (as a slow network
-        would), so a stalled reader backs up into the server quickly."""
+        would), so a stalled reader backs up into the server quickly. uvicorn is configured as
+        `dais serve` does (no permessage-deflate) unless `deflate`; it pings each socket every
+        `ping_interval` seconds."""
         sock = free_socket()
         if send_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
@@ -89,7 +96,14 @@ async def start_server(database_url: str, tmp_path: Path) -> AsyncIterator[Serve
         }
         settings = Settings(**(values | overrides))
         app = create_app(settings)
-        config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on")
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            ws="websockets-sansio",
+            ws_per_message_deflate=deflate,
+            ws_ping_interval=ping_interval,
+            lifespan="on",
+        )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         running.append((server, task))

@@ -91,6 +91,8 @@ async def test_stalled_reader_is_dropped_1013_without_delaying_others(
         for c in rooms.room(world.session_id).connections.values()
         if c.person_id == world.attendee_ids[0]
     )
+    # Written straight to its transport under uvicorn (chat/wire.py), as in `dais serve`.
+    assert rooms.connection(stalled_id).direct  # type: ignore[union-attr]
 
     posted = 0
     loop = asyncio.get_running_loop()

@@ -59,6 +59,8 @@ async def test_resume_from_the_current_seq_gets_nothing(server: Server, world: W
         "polls": [],
         "queue": None,
         "held": None,
+        "stage": {"live": [], "presenters": [], "ended": False},
+        "green_room": None,
     }
     await back.nothing()
 

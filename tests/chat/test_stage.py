@@ -85,13 +85,11 @@ async def test_a_speaker_goes_live_from_the_green_room_and_attendees_receive_the
     chair = Tab(await Live.join(server, world.session_id, world.chair))
     attendee = Tab(await Live.join(server, world.session_id, world.attendees[0]))
     try:
-        # Joining tells everyone the stage as it is: nobody live yet.
-        stage = await until(attendee.live, "stage.changed")
-        assert stage == {
-            "type": "stage.changed",
-            "seq": None,
-            "stage": {"live": [], "presenters": [], "ended": False},
-        }
+        # Joining tells everyone the stage as it is: nobody live yet; no green room for attendees.
+        assert attendee.live.joined is not None and chair.live.joined is not None
+        assert attendee.live.joined["stage"] == {"live": [], "presenters": [], "ended": False}
+        assert attendee.live.joined["green_room"] is None
+        assert chair.live.joined["green_room"] == {"live": [], "presenters": [], "ended": False}
 
         published = await speaker.publish()
         assert published["may_publish"] is True
