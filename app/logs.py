@@ -40,7 +40,9 @@ class Redact(logging.Filter):
             record.msg = '%s "%s %s HTTP/%s" %s'
             record.args = ("-", method, redact(str(path)), version, status)
             return True
-        record.msg = redact(record.getMessage())
+        message = record.getMessage()
+        # The server's own listening address is not a person's.
+        record.msg = message if message.startswith("Uvicorn running on") else redact(message)
         record.args = ()
         return True
 
