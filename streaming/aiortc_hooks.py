@@ -12,9 +12,10 @@ must pass encoded RTP packets through untouched, so it taps aiortc at three poin
   loop never creates an encoder. We write rewritten RTP straight to the viewer's DTLS transport:
   SRTP-protect with its `_tx_srtp` session (calling pylibsrtp's C function on the session's own
   buffer, ~2 us cheaper than `Session.protect`) and `sendto` on the nominated ICE pair's socket
-  (bypassing asyncio's transport), synchronously, so one incoming packet fans out without a task
-  switch per viewer. The sender's
-  private RTCP counters are updated so its Sender Reports stay truthful (lip sync in browsers).
+  (asyncio's transport bypassed; uvloop's transport, which has no socket to bypass, used as is),
+  synchronously, so one incoming packet fans out without a task switch per viewer (protected for
+  every viewer first, then sent in one loop). The sender's private RTCP counters are updated so
+  its Sender Reports stay truthful (lip sync in browsers).
 * feedback: the sender's `_send_keyframe` (called on a viewer's PLI/FIR) and `_retransmit` (called on
   NACK) are replaced per instance, so keyframe requests go up to the publisher and retransmissions
   come from the forwarder's packet history.
@@ -26,6 +27,7 @@ calls it, so an aiortc upgrade that moves these internals fails loudly instead o
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import inspect
 import logging
 import re
@@ -158,6 +160,13 @@ def check_internals() -> None:
         "pylibsrtp.Session protects in place in its scratch buffer",
     )
 
+    # RtpOutput writes asyncio's datagram socket directly (uvloop's transport has none: its own
+    # sendto is used); a selector transport that stops keeping `_sock` would silently be slower.
+    expect(
+        "self._sock = sock" in _source(asyncio.selector_events._SelectorTransport.__init__),  # type: ignore[attr-defined]
+        "asyncio's selector transports keep their socket in _sock",
+    )
+
     transceiver_init = _source(RTCRtpTransceiver.__init__)
     expect("self._codecs" in transceiver_init, "RTCRtpTransceiver._codecs")
     expect("self._headerExtensions" in transceiver_init, "RTCRtpTransceiver._headerExtensions")
@@ -275,37 +284,6 @@ def compatible_payload_type(transceiver: RTCRtpTransceiver, codec: RTCRtpCodecPa
     return -1
 
 
-def fast_protect(session: pylibsrtp.Session) -> Callable[[bytes], bytes]:
-    """`session.protect` without pylibsrtp's per-call allocation and checks (~2 us a packet).
-
-    Uses the session's own scratch buffer exactly as `Session.protect` does; falls back to the
-    public method if pylibsrtp's internals are not as expected.
-    """
-    cdata = getattr(session, "_cdata", None)
-    buffer = getattr(session, "_buffer", None)
-    srtp = getattr(session, "_srtp", None)
-    if cdata is None or buffer is None or srtp is None:
-        return session.protect
-    limit = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
-    length = _srtp_ffi.new("int *")
-    context = srtp[0]
-    protect = _srtp_lib.srtp_protect
-
-    def fast(data: bytes) -> bytes:
-        size = len(data)
-        if size > limit:
-            raise ValueError("packet is too long")
-        length[0] = size
-        buffer[0:size] = data
-        if protect(context, cdata, length):
-            raise pylibsrtp.Error("srtp_protect failed")
-        return buffer[0 : length[0]]  # type: ignore[no-any-return]
-
-    # Keep the session (and so its buffer and context) alive as long as this function.
-    fast.session = session  # type: ignore[attr-defined]
-    return fast
-
-
 def sendable(sender: RTCRtpSender) -> bool:
     dtls = sender._RTCRtpSender__transport  # type: ignore[attr-defined]
     return dtls._state is _CONNECTED
@@ -314,28 +292,52 @@ def sendable(sender: RTCRtpSender) -> bool:
 class RtpOutput:
     """The fast path from the forwarder to one viewer's socket, for one sender.
 
-    SRTP-protects and sends one RTP packet without awaiting. What it sends with (the DTLS transport,
-    its SRTP session, the nominated ICE pair's socket and the viewer's address) is cached and looked
-    up again whenever the sender's transport, its state or the nominated pair changes: three
-    identity checks a packet. With asyncio's selector loop the transport is bypassed and the
-    socket written directly (its `sendto` costs more than the syscall here), which is safe because
-    nothing else queues RTP on it: when the socket would block the packet is dropped, as a
-    congested network would. Any other loop's transport (uvloop's: no `_sock`, and its `sendto`
-    is cheap) is used as is.
+    SRTP-protects and sends one RTP packet without awaiting: `send` at once, or `protect_into` a
+    batch that the caller sends afterwards (`PublishedTrack` protects for every viewer, then sends
+    in one loop). What it sends with (the DTLS transport, its SRTP session, the nominated ICE pair's
+    socket and the viewer's address) is cached and looked up again whenever the sender's transport,
+    its state or the nominated pair changes: three identity checks a packet. SRTP runs libsrtp's
+    `srtp_protect` on the session's own scratch buffer, as `pylibsrtp.Session.protect` does but
+    without its per-call allocation and checks, inlined here (a Python call a packet is ~0.1 us).
+    With asyncio's selector loop the transport is bypassed and its socket written directly (its
+    `sendto` costs ~0.7 us more than the syscall), which is safe because nothing else queues RTP
+    on it: when the socket would block the packet is dropped, as a congested network would. Any
+    other loop's transport (uvloop's has no `_sock`; its `sendto` costs what the syscall does) is
+    used as is.
     """
 
-    __slots__ = ("_sender", "_dtls", "_nominated", "_pair", "_protect", "_sendto", "_address")
+    __slots__ = (
+        "_sender",
+        "_dtls",
+        "_nominated",
+        "_pair",
+        "_sendto",
+        "_address",
+        "_session",
+        "_cdata",
+        "_buffer",
+        "_length",
+        "_context",
+        "_limit",
+        "_srtp_protect",
+    )
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self._sender = sender
         self._dtls: Any = None
         self._nominated: dict[int, Any] = {}
         self._pair: Any = None
-        self._protect: Callable[[bytes], bytes] | None = None
-        self._sendto: Callable[[bytes, Any], Any] | None = None
+        self._sendto: Callable[[bytes, Any], Any] = _no_sendto
         self._address: Any = None
+        self._session: pylibsrtp.Session | None = None
+        self._cdata: Any = None
+        self._buffer: Any = None
+        self._length = _srtp_ffi.new("int *")
+        self._context: Any = None
+        self._limit = 0
+        self._srtp_protect = _srtp_lib.srtp_protect
 
-    def send(self, data: bytes | bytearray) -> bool:
+    def send(self, data: bytes) -> bool:
         dtls = self._sender._RTCRtpSender__transport  # type: ignore[attr-defined]
         if (
             dtls is not self._dtls
@@ -343,10 +345,26 @@ class RtpOutput:
             or self._nominated.get(1) is not self._pair
         ) and not self._refresh(dtls):
             return False
+        # Inlined SRTP (same as in protect_into).
+        size = len(data)
+        if self._context is None:
+            try:
+                protected = self._session.protect(data)  # type: ignore[union-attr]
+            except (ValueError, pylibsrtp.Error):
+                return False
+        else:
+            if size > self._limit:
+                return False
+            length = self._length
+            length[0] = size
+            self._buffer[0:size] = data
+            if self._srtp_protect(self._context, self._cdata, length):
+                return False
+            protected = self._buffer[0 : length[0]]
         try:
-            self._sendto(self._protect(data), self._address)  # type: ignore[misc]
-        except (OSError, ValueError, pylibsrtp.Error):
-            # Would block, the viewer's socket is gone, or SRTP refused: drop, like a network.
+            self._sendto(protected, self._address)
+        except OSError:
+            # Would block, or the viewer's socket is gone: drop, like a network.
             return False
         return True
 
@@ -359,10 +377,22 @@ class RtpOutput:
             or self._nominated.get(1) is not self._pair
         ) and not self._refresh(dtls):
             return False
-        try:
-            batch.append((self._sendto, self._protect(data), self._address))  # type: ignore[misc]
-        except (ValueError, pylibsrtp.Error):
+        size = len(data)
+        if self._context is None:
+            try:
+                batch.append((self._sendto, self._session.protect(data), self._address))  # type: ignore[union-attr]
+            except (ValueError, pylibsrtp.Error):
+                return False
+            return True
+        if size > self._limit:
             return False
+        length = self._length
+        length[0] = size
+        buffer = self._buffer
+        buffer[0:size] = data
+        if self._srtp_protect(self._context, self._cdata, length):
+            return False
+        batch.append((self._sendto, buffer[0 : length[0]], self._address))
         return True
 
     def _refresh(self, dtls: RTCDtlsTransport) -> bool:
@@ -373,19 +403,38 @@ class RtpOutput:
         nominated = dtls._transport._connection._nominated
         pair = nominated.get(1)
         transport = pair.protocol.transport if pair is not None else None
-        if transport is None:
+        if pair is None or transport is None:
             return False
         sock = getattr(transport, "_sock", None)
         if isinstance(sock, socket.socket) and sock.type == socket.SOCK_DGRAM:
             self._sendto = sock.sendto
         else:
             self._sendto = transport.sendto
-        self._protect = fast_protect(dtls._tx_srtp)
+        session = dtls._tx_srtp
+        if session is None:
+            return False
+        if session is not self._session:
+            self._session = session
+            # pylibsrtp's scratch buffer and context (check_internals() verifies they exist);
+            # without them, the public (slower) Session.protect.
+            cdata = getattr(session, "_cdata", None)
+            srtp = getattr(session, "_srtp", None)
+            if cdata is None or srtp is None or getattr(session, "_buffer", None) is None:
+                self._context = None
+            else:
+                self._cdata = cdata
+                self._buffer = session._buffer
+                self._limit = len(cdata) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+                self._context = srtp[0]
         self._address = pair.remote_addr
         self._nominated = nominated
         self._pair = pair
         self._dtls = dtls
         return True
+
+
+def _no_sendto(data: bytes, address: Any) -> None:
+    raise OSError("not connected")
 
 
 def note_sent(

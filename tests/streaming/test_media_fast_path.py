@@ -1,0 +1,265 @@
+"""The forwarder's per-packet fast path: what a viewer receives is the publisher's packet with only
+the expected header fields rewritten, on asyncio's loop and on uvloop (production's), and the
+cached socket / SRTP session follow the viewer's transport when it changes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import socket
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import uvloop
+from aiortc.rtcdtlstransport import State
+from media_clients import Conference, Viewer, eventually
+from pylibsrtp import Policy, Session
+
+from streaming import aiortc_hooks
+from streaming.forwarder import ForwardedPacket, ViewerSlot, fan_out
+from streaming.peers import ViewingPeer
+
+
+def tap(viewer: Viewer, mid: str) -> list[Any]:
+    """Every (decrypted, parsed) RTP packet the viewer's client gets on m-line `mid`."""
+    received: list[Any] = []
+    for transceiver in viewer.pc.getTransceivers():
+        if transceiver.mid == mid:
+            receiver = transceiver.receiver
+            counting = receiver._handle_rtp_packet
+
+            async def handle(packet: Any, arrival_time_ms: int, counting: Any = counting) -> None:
+                received.append(packet)
+                await counting(packet, arrival_time_ms)
+
+            receiver._handle_rtp_packet = handle
+    return received
+
+
+async def check_viewers_get_the_payload_with_only_the_header_rewritten(
+    conference: Conference, *, bypasses_transport: bool
+) -> None:
+    await conference.publish("s1", "speaker")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    viewers = [await conference.watch("s1", f"attendee{i}") for i in range(2)]
+    await eventually(
+        lambda: all(v.counter("video") and v.counter("video").frames > 5 for v in viewers),
+        6,
+        "first frames",
+    )
+    peers = [p for p in conference.server._peers.values() if isinstance(p, ViewingPeer)]
+    for viewer in viewers:
+        taps = {t["kind"]: (t["mid"], tap(viewer, t["mid"])) for t in viewer.tracks}
+        await eventually(
+            lambda taps=taps: all(len(r) >= 40 for _, r in taps.values()), 5, "packets"
+        )
+        (peer,) = [p for p in peers if p.person_id == viewer_person(conference, viewer)]
+        for kind, (mid, received) in taps.items():
+            (slot,) = [s for s in peer.slots if s.source is not None and s.kind == kind]
+            track = slot.source
+            client_pt = {
+                c.payloadType
+                for t in viewer.pc.getTransceivers()
+                if t.mid == mid
+                for c in t._codecs
+                if c.mimeType.lower() == f"{kind}/{track.codec_name}".lower()
+            }
+            checked = 0
+            for packet in received[-40:]:
+                source = track.history((packet.sequence_number - slot._seq_offset) & 0xFFFF)
+                assert source is not None, "a packet the publisher never sent"
+                assert packet.payload == source.payload  # the payload, byte for byte
+                assert packet.marker == source.marker
+                assert packet.ssrc == slot.ssrc == slot.sender._ssrc
+                assert packet.payload_type in client_pt and packet.payload_type == slot._out_pt
+                assert (packet.timestamp - source.timestamp) & 0xFFFFFFFF == slot._ts_offset
+                assert packet.extensions.mid == mid
+                if kind == "video":
+                    assert packet.extensions.abs_send_time == int.from_bytes(
+                        source.abs_send_time, "big"
+                    )
+                checked += 1
+            assert checked == 40
+            # asyncio's transport is bypassed for its socket; uvloop's transport is used as is.
+            writes_socket = isinstance(
+                getattr(slot._output._sendto, "__self__", None), socket.socket
+            )
+            assert writes_socket is bypasses_transport
+            # Sender Reports: the counters follow what was sent (updated every 32 packets).
+            count = slot.sender._RTCRtpSender__packet_count
+            assert 0 < count <= slot.packets_sent and count % 32 == 1
+            assert slot.sender._RTCRtpSender__ntp_timestamp > 0
+
+
+def viewer_person(conference: Conference, viewer: Viewer) -> str:
+    (connection,) = [c for c, v in conference.viewers.items() if v is viewer]
+    return connection.removeprefix("conn-")
+
+
+async def test_viewers_get_the_payload_with_only_the_header_rewritten(
+    conference: Conference,
+) -> None:
+    await check_viewers_get_the_payload_with_only_the_header_rewritten(
+        conference, bypasses_transport=True
+    )
+
+
+def test_the_same_on_uvloop(tmp_path: pathlib.Path) -> None:
+    """Production runs on uvloop (uvicorn's default): its UDP transport has no `_sock`."""
+
+    async def main() -> None:
+        assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
+        conference = Conference(tmp_path / "recordings")
+        try:
+            await check_viewers_get_the_payload_with_only_the_header_rewritten(
+                conference, bypasses_transport=False
+            )
+        finally:
+            await conference.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+
+def test_the_internals_the_fast_path_uses_fail_loudly_when_they_move(monkeypatch: Any) -> None:
+    import asyncio.selector_events
+
+    import pylibsrtp
+
+    def moved_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        """An imagined future version that keeps its state elsewhere."""
+
+    aiortc_hooks.check_internals()
+    monkeypatch.setattr(asyncio.selector_events._SelectorTransport, "__init__", moved_init)
+    monkeypatch.setattr(pylibsrtp.Session, "__init__", moved_init)
+    with pytest.raises(aiortc_hooks.AiortcInternalsChanged) as changed:
+        aiortc_hooks.check_internals()
+    assert "_sock" in str(changed.value) and "pylibsrtp.Session" in str(changed.value)
+
+
+# --- RtpOutput against stand-ins for aiortc's transport objects ---------------------------------
+
+
+def srtp_pair() -> tuple[Session, Session]:
+    key = os.urandom(44)
+    profile = Policy.SRTP_PROFILE_AEAD_AES_256_GCM
+    tx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+    rx = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile))
+    return tx, rx
+
+
+def udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2)
+    return sock
+
+
+def rtp(seq: int) -> bytes:
+    return bytes([0x80, 96]) + seq.to_bytes(2, "big") + bytes(4) + b"\x00\x00\x12\x34" + b"x" * 50
+
+
+def test_rtp_output_follows_the_nominated_pair_and_the_transport_kind() -> None:
+    tx, rx = srtp_pair()
+    out_socket, first, second = udp_socket(), udp_socket(), udp_socket()
+    pair = SimpleNamespace(
+        protocol=SimpleNamespace(transport=SimpleNamespace(_sock=out_socket)),
+        remote_addr=first.getsockname(),
+    )
+    nominated = {1: pair}
+    dtls = SimpleNamespace(
+        _state=State.CONNECTED,
+        _transport=SimpleNamespace(_connection=SimpleNamespace(_nominated=nominated)),
+        _tx_srtp=tx,
+    )
+    output = aiortc_hooks.RtpOutput(SimpleNamespace(_RTCRtpSender__transport=dtls))  # type: ignore[arg-type]
+    try:
+        assert output.send(rtp(1))
+        assert rx.unprotect(first.recv(2048)) == rtp(1)
+
+        # The pair changes (another candidate nominated): the next packet goes to the new address.
+        nominated[1] = SimpleNamespace(protocol=pair.protocol, remote_addr=second.getsockname())
+        assert output.send(rtp(2))
+        assert rx.unprotect(second.recv(2048)) == rtp(2)
+
+        # A loop whose transport has no socket to bypass (uvloop): its own sendto is used.
+        sent: list[tuple[bytes, Any]] = []
+        transport = SimpleNamespace(sendto=lambda data, address: sent.append((data, address)))
+        nominated[1] = SimpleNamespace(
+            protocol=SimpleNamespace(transport=transport), remote_addr=("192.0.2.1", 9)
+        )
+        batch: list[Any] = []
+        assert output.protect_into(rtp(3), batch)
+        ((sendto, data, address),) = batch
+        sendto(data, address)
+        assert sent == [(data, ("192.0.2.1", 9))] and rx.unprotect(data) == rtp(3)
+
+        # Not connected (any more): nothing is sent; a new DTLS transport is picked up.
+        dtls._state = State.CLOSED
+        assert not output.send(rtp(4)) and not output.protect_into(rtp(4), [])
+        dtls._state = State.CONNECTED
+        assert output.send(rtp(5)) and len(sent) == 2
+        assert not output.send(b"x" * 2000)  # longer than SRTP's buffer: dropped, not raised
+        nominated.clear()
+        assert not output.send(rtp(6))
+    finally:
+        for sock in (out_socket, first, second):
+            sock.close()
+
+
+def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
+    """Slots with the same extension layout share one template; each rewrites its own 12 bytes."""
+    sent: list[bytes] = []
+    monkeypatch.setattr(aiortc_hooks, "sendable", lambda sender: True)
+    monkeypatch.setattr(aiortc_hooks, "note_sent", lambda *args: None)
+    monkeypatch.setattr(aiortc_hooks, "compatible_payload_type", lambda transceiver, codec: 100)
+    monkeypatch.setattr(
+        aiortc_hooks.RtpOutput,
+        "protect_into",
+        lambda self, data, batch: batch.append((lambda d, a: sent.append(d), data, None)) or True,
+    )
+
+    class Source:
+        def codec(self, payload_type: int) -> Any:
+            return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
+
+        def add_slot(self, slot: Any) -> None: ...
+
+        def request_keyframe(self) -> None: ...
+
+    slots = []
+    for index, mid in enumerate(["1", "1", "7"]):
+        transceiver = SimpleNamespace(
+            kind="video",
+            mid=mid,
+            direction="sendonly",
+            sender=SimpleNamespace(_ssrc=0x1000 + index, _track_id="", _stream_id=""),
+            _headerExtensions=[
+                SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1),
+                SimpleNamespace(
+                    uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", id=3
+                ),
+            ],
+        )
+        slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
+        slot.reserve(("speaker", "camera"), "t", "s")
+        slot.set_source(Source())  # type: ignore[arg-type]
+        slot.mark_negotiated()
+        slots.append(slot)
+
+    payload = os.urandom(300)
+    packet = ForwardedPacket(500, 90000, 1, 96, payload, b"\x0a\x0b\x0c", None, True, 0)
+    fan_out(slots, packet)
+    assert len(sent) == 3 and len(packet.templates) == 2  # two layouts: mid "1" and mid "7"
+    for slot, data in zip(slots, sent, strict=True):
+        assert data[0] == 0x90 and data[1] == 0x80 | 100  # extension bit; marker, viewer's PT
+        assert int.from_bytes(data[2:4], "big") == (500 + slot._seq_offset) & 0xFFFF
+        assert int.from_bytes(data[4:8], "big") == (90000 + slot._ts_offset) & 0xFFFFFFFF
+        assert int.from_bytes(data[8:12], "big") == slot.ssrc
+        mid = slot.transceiver.mid.encode()
+        # One-byte extensions: abs-send-time (id 3) as received, then the slot's own mid (id 1).
+        assert data[12:16] == b"\xbe\xde\x00\x02"
+        assert data[16:24] == b"\x32\x0a\x0b\x0c" + b"\x10" + mid + b"\x00\x00"
+        assert data[24:] == payload
