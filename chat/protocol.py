@@ -343,6 +343,8 @@ class View(BaseModel):
 class MessageView(View):
     id: str
     kind: Literal["chat", "announcement"]
+    # The author's id lets moderators mute or remove them; it is no more than a random handle.
+    author_id: str
     author: str
     author_role: Role
     text: str

@@ -94,6 +94,7 @@ def message_view(message: Message) -> MessageView:
     return MessageView(
         id=message.id,
         kind=message.kind,  # type: ignore[arg-type]
+        author_id=message.author_id,
         author=message.author_name,
         author_role=Role(message.author_role),
         text=message.text,

@@ -33,7 +33,7 @@ def text_frame(text: str) -> bytes:
     return struct.pack("!BBQ", _FIN_TEXT, 127, size) + payload
 
 
-def _sansio_class() -> type | None:
+def _sansio_class() -> Any:
     try:
         from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     except ImportError:

@@ -128,6 +128,14 @@ def _reverse(direction: str | None) -> str | None:
     return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(direction or "", direction)
 
 
+def browser_safe(sdp: str) -> str:
+    """The server's offer as browsers accept it. aiortc writes `a=group:BUNDLE` even with no
+    m-line (nobody on stage yet); Chromium refuses that ("A BUNDLE group contains a MID=''
+    matching no m= section"), so an empty group is left out."""
+    lines = sdp.split("\r\n")
+    return "\r\n".join(line for line in lines if line.strip() != "a=group:BUNDLE")
+
+
 @dataclass(frozen=True)
 class WantedTrack:
     """A published track one viewer should receive."""
@@ -197,7 +205,7 @@ class ViewingPeer(Peer):
         await self.pc.setLocalDescription(offer)
         self._offered = {slot: slot.key for slot in self.slots}
         self.offers_sent += 1
-        return self.pc.localDescription.sdp
+        return browser_safe(self.pc.localDescription.sdp)
 
     async def update(self, wanted: dict[tuple[str, str], WantedTrack]) -> str | None:
         """Apply a stage change; returns a new offer to send, or None if none is due yet."""

@@ -125,6 +125,11 @@ class SessionRecorder:
             return
         keyframe = vp8_frame_is_keyframe(frame.data)
         if self._video_stream is None:
+            if self._audio_stream is not None:
+                # The file started audio-only (video muted when the stage went live): its streams
+                # are fixed once written; adding one now makes FFmpeg fail every packet and can
+                # crash the process on close. This run stays audio-only.
+                return
             size = vp8_frame_size(frame.data) if keyframe else None
             if size is None:
                 return  # a file must start on a keyframe

@@ -34,7 +34,7 @@ CLOSE_TIMEOUT = 4.0  # seconds allowed for aiortc to close one peer connection
 
 SendMessage = Callable[[str, dict[str, Any]], Awaitable[None]]
 # Awaited with (session id, file, started, ended) once a recording file is complete.
-OnRecording = Callable[[str, pathlib.Path, datetime, datetime], Awaitable[None]]
+OnRecording = Callable[[str, pathlib.Path, datetime, datetime], Coroutine[Any, Any, None]]
 
 
 class MediaServer:

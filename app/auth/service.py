@@ -36,7 +36,8 @@ def sign(key: bytes, value: str) -> str:
 
 
 def signature_matches(key: bytes, value: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(key, value), signature)
+    # As bytes: compare_digest refuses str with non-ASCII characters, and links may hold any.
+    return hmac.compare_digest(sign(key, value).encode(), signature.encode())
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import av
 from sqlalchemy import select
@@ -51,7 +52,7 @@ async def store_recording(
 
 def recording_store(
     sessionmaker: async_sessionmaker[AsyncSession],
-) -> Callable[[str, Path, datetime, datetime], Awaitable[None]]:
+) -> Callable[[str, Path, datetime, datetime], Coroutine[Any, Any, None]]:
     """What the media server calls when it has finished a recording file."""
 
     async def store(session_id: str, path: Path, started_at: datetime, ended_at: datetime) -> None:

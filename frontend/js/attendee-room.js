@@ -1,12 +1,13 @@
 // The attendee's room: stage, pinned question, captions, reactions, Q&A, chat and polls.
 
 import { $$, announce, h, replace, tabs } from "./dom.js";
-import { PROTOCOL, STATE } from "./live.js";
-import { Viewer } from "./media.js";
-import { renderPinned, renderQuestions } from "./questions.js";
+import { PROTOCOL, STATE, explain } from "./live.js";
+import { askerLabel, renderPinned, renderQuestions } from "./questions.js";
+import { presenterNames, stageRenderer, watchStage } from "./stage.js";
+import { clock } from "./time.js";
 
 const A = PROTOCOL.actions;
-const REACTION_EMOJI = { applause: "👏", support: "💜", insight: "💡", agree: "👍" };
+export const REACTION_EMOJI = { applause: "👏", heart: "💜", laugh: "😄", thinking: "🤔", thumbs_up: "👍" };
 
 export function mountAttendeeRoom({ session, live, room, slots }) {
   const side = slots.ask.closest(".room-side");
@@ -24,30 +25,45 @@ export function mountAttendeeRoom({ session, live, room, slots }) {
     if (!text) return;
     const anonymous = Boolean(form.elements.anonymous && form.elements.anonymous.checked);
     try {
-      await live.send(A.questionAsk, { text, anonymous });
+      const result = await live.send(A.questionAsk, { text, anonymous });
+      if (result.question) room.rememberMine(result.question);
       form.elements.text.value = "";
-      announce(session.moderation_required ? "Question sent to the chair." : "Question posted.");
+      renderAllQuestions();
+      announce(result.question && result.question.status === "pending" ? "Question sent to the chair." : "Question posted.");
     } catch (error) {
-      announce(error.message);
+      announce(explain(error));
+      slots["ask-error"].textContent = explain(error);
     }
   });
   const renderAllQuestions = () => {
+    slots["ask-error"].textContent = room.you && room.you.muted ? "A moderator has muted you: you cannot ask or chat for now." : "";
     renderQuestions(slots["my-questions"], room.mine(), { empty: "You have not asked anything yet.", showStatus: true });
     renderQuestions(slots.questions, room.approved(), {
       empty: "No questions yet.",
-      actions: (q) => q.status === "answered" ? [] : [h("button", {
+      actions: (q) => q.answered ? [] : [h("button", {
         type: "button",
-        class: "vote",
-        "aria-pressed": String(Boolean(q.voted)),
+        class: "vote small secondary",
+        "aria-pressed": String(room.voted.has(q.id)),
         disabled: live.state !== STATE.live,
-        "aria-label": `${q.voted ? "Take back your vote for" : "Vote for"}: ${q.text}`,
-        onclick: () => live.send(q.voted ? A.questionUnvote : A.questionVote, { question_id: q.id }).catch((e) => announce(e.message)),
-      }, "▲ ", q.voted ? "Voted" : "Vote")],
+        "aria-label": `${room.voted.has(q.id) ? "Take back your vote for" : "Vote for"}: ${q.text}`,
+        onclick: async () => {
+          const voted = room.voted.has(q.id);
+          try {
+            await live.send(voted ? A.questionUnvote : A.questionVote, { question_id: q.id });
+            if (voted) room.voted.delete(q.id);
+            else room.voted.add(q.id);
+            renderAllQuestions();
+          } catch (error) {
+            announce(explain(error));
+          }
+        },
+      }, "▲ ", room.voted.has(q.id) ? "Voted" : "Vote")],
     });
+    renderPinned(slots.pinned, room.pinned());
   };
   room.on("questions", renderAllQuestions);
+  room.on("you", renderAllQuestions);
   live.addEventListener("state", renderAllQuestions);
-  room.on("pinned", () => renderPinned(slots.pinned, room.pinned));
 
   // Chat
   slots["chat-form"].addEventListener("submit", async (submit) => {
@@ -56,50 +72,59 @@ export function mountAttendeeRoom({ session, live, room, slots }) {
     const text = input.value.trim();
     if (!text) return;
     try {
-      await live.send(A.chatSend, { text });
+      const result = await live.send(A.chatSend, { text });
       input.value = "";
+      if (result.held) announce("Your message waits for a moderator to review it.");
     } catch (error) {
-      announce(error.code === "rate_limited" ? "Slow mode is on: please wait a moment." : error.message);
+      announce(explain(error));
     }
   });
   room.on("chat", () => renderChat(slots.chat, room.messages));
-  room.on("announcement", (frame) => {
-    slots.chat.append(h("li", { class: "announcement" }, h("strong", {}, "Announcement: "), frame.text));
-    announce(`Announcement: ${frame.text}`);
+  room.on("announcement", (message) => {
+    if (!message) return;
+    showAnnouncement(slots.announcement, message);
+    announce(`Announcement: ${message.text}`);
+  });
+  room.on("room", () => {
+    const seconds = room.room.slow_mode_seconds;
+    slots["chat-note"].textContent = seconds ? `Slow mode: one message every ${seconds} seconds.` : "";
   });
 
   // Polls
-  room.on("polls", () => renderPolls(slots.polls, [...room.polls.values()], live));
+  room.on("polls", () => renderPolls(slots.polls, [...room.polls.values()].filter((p) => p.status !== "draft"), live, room));
 
   // Reactions
   for (const button of $$("[data-reaction]", slots.reactions.parentElement)) {
-    button.addEventListener("click", () => live.send(A.reactionSend, { kind: button.dataset.reaction }).catch(() => {}));
+    button.addEventListener("click", () => live.send(A.reactionSend, { reaction: button.dataset.reaction }).catch(() => {}));
   }
-  room.on("reaction", (frame) => {
-    if (!frame || !frame.kind) return;
-    const burst = h("span", { class: "burst" }, REACTION_EMOJI[frame.kind] || "");
+  room.on("reaction", (reaction) => {
+    if (!reaction || !REACTION_EMOJI[reaction]) return;
+    const burst = h("span", { class: "burst" }, REACTION_EMOJI[reaction]);
     slots.reactions.append(burst);
     setTimeout(() => burst.remove(), 1500);
+    while (slots.reactions.childElementCount > 12) slots.reactions.firstElementChild.remove();
   });
 
   room.on("watching", () => { slots.watching.textContent = room.watching ?? "–"; });
 
-  // Captions: the feed pushes lines; the newest few stay on screen.
+  // Captions: ready for a live captions feed; the newest lines stay on screen.
   slots["captions-toggle"].addEventListener("change", (change) => {
     slots.captions.hidden = !change.target.checked;
   });
-  room.on("caption", (frame) => {
-    if (!frame || !frame.text) return;
-    if (slots.captions.querySelector(".muted")) slots.captions.replaceChildren();
-    slots.captions.append(h("p", {}, frame.text));
-    while (slots.captions.childElementCount > 3) slots.captions.firstElementChild.remove();
-  });
 
   // Stage
-  const viewer = new Viewer(live);
-  viewer.addEventListener("tiles", (event) => renderStage(slots.stage, slots["stage-empty"], event.detail));
-  live.on(PROTOCOL.events.joined, () => viewer.watch().catch(() => {}));
-  return () => viewer.close();
+  const stage = stageRenderer({ box: slots.stage, empty: slots["stage-empty"], sound: slots.sound, names: presenterNames(session) });
+  const watching = watchStage(live, (tracks) => stage.tracks(tracks));
+  room.on("stage", () => stage.stage(room.stage));
+  return () => watching.close();
+}
+
+export function showAnnouncement(box, message) {
+  box.hidden = false;
+  replace(box,
+    h("p", { class: "eyebrow" }, `Announcement · ${clock(message.at)}`),
+    h("p", {}, message.text),
+    h("button", { type: "button", class: "small secondary", onclick: () => { box.hidden = true; } }, "Dismiss"));
 }
 
 function renderChat(list, messages) {
@@ -107,42 +132,69 @@ function renderChat(list, messages) {
     replace(list, h("li", { class: "empty muted" }, "No messages yet."));
     return;
   }
-  replace(list, messages.map((m) => h("li", { class: "message" }, h("strong", {}, m.author || "Anonymous"), " ", m.text)));
-  list.scrollTop = list.scrollHeight;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  replace(list, messages.map((m) => chatLine(m)));
+  if (atBottom) list.scrollTop = list.scrollHeight;
 }
 
-export function renderPolls(box, polls, live, { controls } = {}) {
+export function chatLine(m, extra = null) {
+  const role = m.author_role && m.author_role !== "attendee" ? h("span", { class: "role-badge" }, m.author_role) : null;
+  return h("li", { class: m.kind === "announcement" ? "message announcement" : "message", dataset: { id: m.id } },
+    m.kind === "announcement" ? h("strong", {}, "Announcement: ") : h("strong", {}, m.author || "Someone"),
+    role, " ", h("span", { class: "message-text" }, m.text),
+    h("time", { class: "message-time muted small", datetime: m.at }, ` ${clock(m.at)}`),
+    extra);
+}
+
+// PollView: {id, question, options, status: draft|open|closed, counts?}.
+export function renderPolls(box, polls, live, room, { controls } = {}) {
   if (!polls.length) {
     replace(box, h("p", { class: "muted" }, "No polls yet."));
     return;
   }
+  const order = { open: 0, draft: 1, closed: 2 };
+  polls.sort((a, b) => order[a.status] - order[b.status]);
   replace(box, polls.map((poll) => {
-    const total = Object.values(poll.counts || {}).reduce((a, b) => a + b, 0);
+    const mine = room.myPollVotes.get(poll.id);
+    const total = (poll.counts || []).reduce((a, b) => a + b, 0);
+    const canVote = poll.status === "open" && mine === undefined && !controls;
+    const label = { draft: " (draft: not shown to attendees yet)", open: "", closed: " (closed)" }[poll.status];
     const form = h("form", { class: "poll card-inner" },
-      h("fieldset", { disabled: !poll.open || live.state !== STATE.live },
-        h("legend", {}, poll.question, poll.open ? "" : " (closed)"),
-        poll.options.map((option, index) => h("label", { class: "check" },
-          h("input", { type: "radio", name: `poll-${poll.id}`, value: String(index), checked: poll.my_vote === index }),
-          ` ${option}`,
-          poll.counts ? h("span", { class: "muted" }, ` ${poll.counts[index] || 0} of ${total}`) : null)),
-        controls ? null : h("button", { type: "submit" }, "Vote")),
+      h("fieldset", { disabled: !canVote || live.state !== STATE.live },
+        h("legend", {}, poll.question, label),
+        poll.options.map((option, index) => h("div", { class: "poll-option" },
+          h("label", { class: "check" },
+            canVote ? h("input", { type: "radio", name: `poll-${poll.id}`, value: String(index), required: true }) : null,
+            ` ${option}`, mine === index ? h("span", { class: "muted" }, " (your vote)") : null),
+          poll.counts ? bar(poll.counts[index] || 0, total) : null)),
+        canVote ? h("button", { type: "submit", class: "small" }, "Vote") : null,
+        poll.status === "open" && mine !== undefined ? h("p", { class: "hint" }, "Thank you: results are shown when the poll closes.") : null),
       controls ? controls(poll) : null);
-    form.addEventListener("submit", (submit) => {
+    form.addEventListener("submit", async (submit) => {
       submit.preventDefault();
       const choice = form.querySelector("input:checked");
-      if (choice) live.send(PROTOCOL.actions.pollVote, { poll_id: poll.id, option: Number(choice.value) }).catch((e) => announce(e.message));
+      if (!choice) return;
+      try {
+        await live.send(PROTOCOL.actions.pollVote, { poll_id: poll.id, option: Number(choice.value) });
+        room.myPollVotes.set(poll.id, Number(choice.value));
+        renderPolls(box, polls, live, room, { controls });
+        announce("Vote counted.");
+      } catch (error) {
+        if (error.code === "poll.already_voted") room.myPollVotes.set(poll.id, Number(choice.value));
+        announce(explain(error));
+      }
     });
     return form;
   }));
 }
 
-// Live speakers' cameras side by side; a screen share takes the large space when present.
-export function renderStage(box, empty, tiles) {
-  empty.hidden = tiles.length > 0;
-  box.classList.toggle("has-screen", tiles.some((t) => t.screen));
-  replace(box, tiles.map((tile) => {
-    const video = h("video", { autoplay: true, playsinline: true, class: tile.screen ? "tile screen" : "tile" });
-    video.srcObject = tile.stream;
-    return video;
-  }));
+function bar(count, total) {
+  const share = total ? Math.round((100 * count) / total) : 0;
+  const fill = h("span", { class: "poll-fill" });
+  fill.style.width = `${share}%`; // CSSOM, not a style attribute: the CSP allows no inline styles
+  return h("span", { class: "poll-bar" },
+    fill,
+    h("span", { class: "poll-count" }, `${count} (${share}%)`));
 }
+
+export { askerLabel };

@@ -1,74 +1,88 @@
-// The live socket of one session: connect, send actions, receive numbered events, reconnect with
+// The live socket of one session: join, send actions, receive numbered events, reconnect with
 // backoff and resume from the last sequence number seen.
 //
-// PHASE 2: every name the server must agree on is in PROTOCOL below; align it with chat/'s typed
-// messages and docs/protocol.md, and nothing else in the pages needs to change.
+// Every name here follows chat/protocol.py (the one definition of the live protocol; the prose is
+// docs/protocol.md). Nothing else in the pages spells a frame type.
 
 export const PROTOCOL = {
   path: (sessionId) => `/api/sessions/${encodeURIComponent(sessionId)}/live`,
-  // Authentication rides on the HttpOnly session cookie sent with the upgrade (never the URL).
-  // The first frame joins the room and says what this tab saw last (null on a first join).
-  join: "session.join", // {type, id, last_seq}
-  // Replies to an action carry its `id`.
-  reply: { ok: "ok", error: "error" }, // {type:"ok", id, ...} / {type:"error", id, code, message}
-  // Client actions: {type, id, ...fields}.
+  // The first frame. The HttpOnly `dais_session` cookie sent with the upgrade authenticates it;
+  // `last_seq` resumes after a reconnect. The reply is `ok` with a JoinResult.
+  join: "room.join",
+  reply: { ok: "ok", error: "error" }, // {type:"ok", id, result} / {type:"error", id, code, message, field}
+  // Client actions: {id, type, ...fields}.
   actions: {
     chatSend: "chat.send", // {text}
-    chatDelete: "chat.delete", // {message_id}
     questionAsk: "question.ask", // {text, anonymous}
     questionVote: "question.vote", // {question_id}
     questionUnvote: "question.unvote", // {question_id}
     questionApprove: "question.approve", // {question_id}
     questionReject: "question.reject", // {question_id}
-    questionEdit: "question.edit", // {question_id, text}
-    questionAnswered: "question.answer", // {question_id}
+    questionAnswer: "question.answer", // {question_id}
     questionPin: "question.pin", // {question_id | null}
-    pollCreate: "poll.create", // {question, options: [text]}
+    questionEdit: "question.edit", // {question_id, text}
+    pollCreate: "poll.create", // {question, options}
     pollOpen: "poll.open", // {poll_id}
     pollClose: "poll.close", // {poll_id}
     pollVote: "poll.vote", // {poll_id, option}
-    reactionSend: "reaction.send", // {kind}
-    personMute: "person.mute", // {participant_id, muted}
-    personRemove: "person.remove", // {participant_id}
-    roomSlowMode: "room.slow_mode", // {seconds}  (0 turns it off)
+    reactionSend: "reaction.send", // {reaction}
+    messageDelete: "message.delete", // {message_id}
+    heldRelease: "held.release", // {message_id}
+    heldDiscard: "held.discard", // {message_id}
+    personMute: "person.mute", // {person_id, minutes?}
+    personUnmute: "person.unmute", // {person_id}
+    personRemove: "person.remove", // {person_id}
+    roomSlowMode: "room.slow_mode", // {seconds}
     roomLock: "room.lock", // {locked}
     announcementPost: "announcement.post", // {text}
-    stageGoLive: "stage.go_live", // {participant_id}
-    stageTakeOff: "stage.take_off", // {participant_id}
-    stageMute: "stage.mute", // {participant_id, audio?, video?}
+    mediaPublish: "media.publish", // {sdp} -> {peer_id, sdp, may_publish}
+    mediaWatch: "media.watch", // {} -> {peer_id, sdp, tracks}
+    mediaAnswer: "media.answer", // {peer_id, sdp}
+    stageGoLive: "stage.go_live", // {person_id}
+    stageTakeOff: "stage.take_off", // {person_id}
+    stageMute: "stage.mute", // {person_id, kind: "audio"|"video", muted}
+    sessionEnd: "session.end", // {}
   },
-  // Pushed events, named in the past tense, each with `seq`: {type, seq, ...}.
+  // Pushed events. Room events carry `seq`; signals have `seq: null`.
   events: {
-    joined: "session.joined", // {seq, role, you: {participant_id}, watching, state: {...}}
-    resync: "session.resync", // too far behind: drop local state, a fresh `joined` follows
-    chatPosted: "chat.posted", // {message: {id, author, text, at}}
-    chatDeleted: "chat.deleted", // {message_id}
-    questionAsked: "question.asked", // moderators and the asker: {question}
+    messagePosted: "message.posted", // {message}
+    messageHeld: "message.held", // {message} (moderators)
+    messageDeleted: "message.deleted", // {message_id}
+    announcementPosted: "announcement.posted", // {message}
+    questionSubmitted: "question.submitted", // {question} (moderators)
     questionApproved: "question.approved", // {question}
-    questionRejected: "question.rejected", // moderators and the asker: {question_id}
-    questionEdited: "question.edited", // {question}
+    questionRejected: "question.rejected", // {question_id}
     questionVoted: "question.voted", // {question_id, votes}
     questionAnswered: "question.answered", // {question_id}
-    questionPinned: "question.pinned", // {question | null}
+    questionPinned: "question.pinned", // {question_id | null}
+    questionEdited: "question.edited", // {question}
+    pollCreated: "poll.created", // {poll} (moderators, draft)
     pollOpened: "poll.opened", // {poll}
     pollClosed: "poll.closed", // {poll}
-    pollResults: "poll.results", // {poll_id, counts}
-    reactionSent: "reaction.sent", // {kind, count}
-    watchingChanged: "watching.changed", // {count}
-    announcementPosted: "announcement.posted", // {text, at}
-    personMuted: "person.muted", // {participant_id, muted}
-    personRemoved: "person.removed", // to the person removed
-    roomChanged: "room.changed", // {slow_mode_seconds, locked}
-    stageChanged: "stage.changed", // {live: [participant_id], muted: {...}}
-    captionAdded: "caption.added", // {text, final}
-    // Media signalling events are listed in media.js's SIGNAL.
+    personMuted: "person.muted", // {person_id, until}
+    personUnmuted: "person.unmuted", // {person_id}
+    personRemoved: "person.removed", // {person_id}
+    roomChanged: "room.changed", // {room}
+    reactionSent: "reaction.sent", // {reaction}
+    watchingChanged: "watching.changed", // {count, people?}
+    resyncRequired: "resync.required", // the join result that follows holds the whole state
+    stageChanged: "stage.changed", // {stage}
+    greenRoomChanged: "green_room.changed", // {stage}
+    mediaOffered: "media.offered", // {peer_id, sdp, tracks}
+    // Not a frame: LiveSession dispatches it on every successful join with the JoinResult.
+    joined: "live.joined",
   },
-  // Close codes after which reconnecting cannot help.
-  finalCloseCodes: {
-    1008: "You are not allowed into this session. Please register or use your invite link again.",
-    4001: "You have been removed from this session.",
-    4003: "This session is locked to new people.",
+  // After a 1008 close reconnecting cannot help; these are the reasons people are told.
+  refusals: {
+    "auth.required": "Please register or use your invite link again to take part.",
+    "auth.invalid_token": "Your sign-in has expired. Please register or use your invite link again.",
+    "auth.revoked": "Your access to this event has been withdrawn.",
+    "auth.forbidden": "You are not allowed into this session.",
+    "session.not_found": "This session no longer exists.",
+    "room.removed": "You have been removed from this session.",
+    "room.locked": "This session is locked to new people.",
   },
+  policyClose: 1008,
 };
 
 // The states the connection indicator shows.
@@ -79,7 +93,12 @@ export const STATE = {
   closed: "closed",
 };
 
-const BACKOFF_MS = { first: 500, max: 15_000 };
+const BACKOFF_MS = { first: 400, max: 10_000 };
+const JOIN_TIMEOUT_MS = 10_000;
+
+function failure(code, message) {
+  return Object.assign(new Error(message), { code });
+}
 
 export class LiveSession extends EventTarget {
   constructor(sessionId, { WebSocketImpl = WebSocket } = {}) {
@@ -87,14 +106,20 @@ export class LiveSession extends EventTarget {
     this.sessionId = sessionId;
     this.WebSocketImpl = WebSocketImpl;
     this.state = STATE.closed;
-    this.lastSeq = null;
+    this.lastSeq = null; // highest room-event seq applied
     this.attempt = 0;
-    this.everOpened = false;
+    this.everJoined = false;
     this.pending = new Map(); // action id -> {resolve, reject, timer}
     this.socket = null;
+    this.joinId = null;
+    this.joinTimer = null;
     this.retryTimer = null;
-    this.stopped = false;
+    this.stopped = true;
+    this.reason = "";
+    this.you = null;
     this.nextId = 1;
+    this.onOnline = () => { if (!this.stopped && this.state !== STATE.live) this.retrySoon(0); };
+    this.onOffline = () => { if (this.socket) this.socket.close(4000, "offline"); };
   }
 
   // Listen for one pushed event type (or "*" for all): returns an unsubscribe function.
@@ -105,22 +130,30 @@ export class LiveSession extends EventTarget {
   }
 
   start() {
+    if (!this.stopped) return;
     this.stopped = false;
+    window.addEventListener("online", this.onOnline);
+    window.addEventListener("offline", this.onOffline);
     this.open();
-    window.addEventListener("online", () => this.retrySoon(0));
   }
 
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    if (this.socket) this.socket.close(1000, "leaving");
+    clearTimeout(this.joinTimer);
+    window.removeEventListener("online", this.onOnline);
+    window.removeEventListener("offline", this.onOffline);
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) socket.close(1000, "leaving");
     this.failPending("closed");
     this.setState(STATE.closed);
   }
 
   open() {
     clearTimeout(this.retryTimer);
-    this.setState(this.everOpened || this.attempt > 0 ? STATE.reconnecting : STATE.connecting);
+    if (this.stopped) return;
+    this.setState(this.everJoined || this.attempt > 0 ? STATE.reconnecting : STATE.connecting);
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     let socket;
     try {
@@ -131,18 +164,27 @@ export class LiveSession extends EventTarget {
     }
     this.socket = socket;
     socket.addEventListener("open", () => {
-      socket.send(JSON.stringify({ type: PROTOCOL.join, id: this.newId(), last_seq: this.lastSeq }));
+      if (this.socket !== socket) return;
+      this.joinId = this.newId();
+      const frame = { id: this.joinId, type: PROTOCOL.join };
+      if (this.lastSeq !== null) frame.last_seq = this.lastSeq;
+      socket.send(JSON.stringify(frame));
+      // A join that is never answered (a server stuck mid-restart) is retried.
+      this.joinTimer = setTimeout(() => { if (this.socket === socket) socket.close(4001, "join timeout"); }, JOIN_TIMEOUT_MS);
     });
-    socket.addEventListener("message", (message) => this.receive(message.data));
+    socket.addEventListener("message", (message) => { if (this.socket === socket) this.receive(message.data); });
     socket.addEventListener("close", (close) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      this.joinId = null;
+      clearTimeout(this.joinTimer);
       this.failPending("disconnected");
+      this.dispatchEvent(new CustomEvent("disconnected", { detail: close.code }));
       if (this.stopped) return;
-      const final = PROTOCOL.finalCloseCodes[close.code];
-      if (final) {
+      if (close.code === PROTOCOL.policyClose) {
+        // Refused or removed: reconnecting cannot help.
         this.stopped = true;
-        this.reason = final;
+        this.reason = this.reason || PROTOCOL.refusals["auth.forbidden"];
         this.setState(STATE.closed);
         return;
       }
@@ -152,8 +194,14 @@ export class LiveSession extends EventTarget {
 
   retrySoon(delay) {
     if (this.stopped) return;
+    if (this.socket) {
+      const socket = this.socket;
+      this.socket = null;
+      socket.close(4002, "retry");
+      this.failPending("disconnected");
+    }
     this.attempt += 1;
-    const backoff = Math.min(BACKOFF_MS.max, BACKOFF_MS.first * 2 ** Math.min(this.attempt, 8));
+    const backoff = Math.min(BACKOFF_MS.max, BACKOFF_MS.first * 2 ** Math.min(this.attempt - 1, 8));
     // Jitter spreads a crowd's reconnects after a server restart.
     const wait = delay ?? backoff / 2 + Math.random() * (backoff / 2);
     this.setState(STATE.reconnecting);
@@ -168,42 +216,67 @@ export class LiveSession extends EventTarget {
     } catch {
       return;
     }
+    if (!frame || typeof frame.type !== "string") return;
     if (frame.type === PROTOCOL.reply.ok || frame.type === PROTOCOL.reply.error) {
+      if (frame.id !== null && frame.id === this.joinId) {
+        this.joined(frame);
+        return;
+      }
       const waiter = this.pending.get(frame.id);
       if (!waiter) return;
       this.pending.delete(frame.id);
       clearTimeout(waiter.timer);
-      if (frame.type === PROTOCOL.reply.ok) waiter.resolve(frame);
-      else waiter.reject(Object.assign(new Error(frame.message || frame.code), { code: frame.code }));
+      if (frame.type === PROTOCOL.reply.ok) waiter.resolve(frame.result || {});
+      else waiter.reject(Object.assign(failure(frame.code, frame.message || frame.code), { field: frame.field }));
       return;
     }
     if (typeof frame.seq === "number") {
-      if (this.lastSeq !== null && frame.seq <= this.lastSeq) return; // seen already
+      // Room events come in seq order with gaps (events meant for others); never apply one twice.
+      if (this.lastSeq !== null && frame.seq <= this.lastSeq) return;
       this.lastSeq = frame.seq;
     }
-    if (frame.type === PROTOCOL.events.resync) this.lastSeq = null;
-    if (frame.type === PROTOCOL.events.joined) {
-      this.attempt = 0;
-      this.everOpened = true;
-      this.setState(STATE.live);
+    if (frame.type === PROTOCOL.events.resyncRequired) this.lastSeq = null;
+    this.emit(frame);
+  }
+
+  joined(frame) {
+    clearTimeout(this.joinTimer);
+    this.joinId = null;
+    if (frame.type === PROTOCOL.reply.error) {
+      // The socket closes with 1008 next; remember why for the indicator.
+      this.reason = PROTOCOL.refusals[frame.code] || frame.message || "You cannot join this session.";
+      return;
     }
+    const result = frame.result || {};
+    // A resume is followed by the missed events (seq <= result.seq): keep our own high-water mark
+    // so they are applied. A fresh join (or resync) carries the state up to result.seq.
+    if (!result.resumed) this.lastSeq = result.seq ?? null;
+    this.you = result.you || this.you;
+    this.attempt = 0;
+    this.everJoined = true;
+    this.reason = "";
+    this.setState(STATE.live);
+    this.emit({ type: PROTOCOL.events.joined, seq: null, result });
+  }
+
+  emit(frame) {
     this.dispatchEvent(new CustomEvent(`event:${frame.type}`, { detail: frame }));
     this.dispatchEvent(new CustomEvent("event:*", { detail: frame }));
   }
 
-  // Send an action; resolves with the `ok` reply, rejects with the error's code.
-  send(type, fields = {}, { timeoutMs = 10_000 } = {}) {
-    if (!this.socket || this.state !== STATE.live) {
-      return Promise.reject(Object.assign(new Error("Not connected."), { code: "live.not_connected" }));
+  // Send an action; resolves with the `ok` reply's result, rejects with the error's code.
+  send(type, fields = {}, { timeoutMs = 15_000 } = {}) {
+    if (!this.socket || this.state !== STATE.live || this.socket.readyState !== 1) {
+      return Promise.reject(failure("live.not_connected", "Not connected: this is sent again when the connection is back."));
     }
     const id = this.newId();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(Object.assign(new Error("No answer from the server."), { code: "live.timeout" }));
+        reject(failure("live.timeout", "No answer from the server."));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.socket.send(JSON.stringify({ ...fields, type, id }));
+      this.socket.send(JSON.stringify({ ...fields, id, type }));
     });
   }
 
@@ -214,7 +287,7 @@ export class LiveSession extends EventTarget {
   failPending(code) {
     for (const [id, waiter] of this.pending) {
       clearTimeout(waiter.timer);
-      waiter.reject(Object.assign(new Error("Disconnected."), { code: `live.${code}` }));
+      waiter.reject(failure(`live.${code}`, "The connection dropped before the server answered."));
       this.pending.delete(id);
     }
   }
@@ -224,4 +297,18 @@ export class LiveSession extends EventTarget {
     this.state = state;
     this.dispatchEvent(new CustomEvent("state", { detail: state }));
   }
+}
+
+// Error messages people can act on, by stable code.
+export function explain(error) {
+  const text = {
+    rate_limited: "Too fast: please wait a moment and try again.",
+    "person.muted": "A moderator has muted you in this room.",
+    "question.already_voted": "You have already voted for this question.",
+    "poll.already_voted": "You have already voted in this poll.",
+    "question.anonymous_not_allowed": "This session does not take anonymous questions.",
+    "auth.forbidden": "You cannot do that here.",
+    "live.not_connected": "Not connected right now. Please try again when the indicator says Live.",
+  }[error && error.code];
+  return text || (error && error.message) || "Something went wrong.";
 }

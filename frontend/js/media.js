@@ -1,170 +1,359 @@
-// WebRTC through the server only: a speaker publishes with an offer to the server; a viewer
-// (attendee, chair, fellow speaker) watches with an offer from the server. Signalling rides on the
-// live socket (live.js). There is no peer-to-peer path: the only peer is the Dais media server.
+// WebRTC through the server only: a presenter publishes with an offer to the Dais media server; a
+// viewer (attendee, chair, fellow speaker) watches with an offer from the server. Signalling rides
+// on the live socket (live.js, names from chat/protocol.py); there is no peer-to-peer path.
 //
-// PHASE 2: align the names in SIGNAL with streaming/'s signalling messages.
+// No trickle ICE: every SDP is sent once ICE gathering is complete, candidates inside.
 
-export const SIGNAL = {
-  // Publisher -> server actions (replies via live.js's ok/error with the request id).
-  publishOffer: "media.publish", // {sdp} -> ok {sdp: answer}
-  publishStop: "media.unpublish", // {}
-  // Viewer: ask to watch; the server then pushes an offer.
-  watch: "media.watch", // {} -> server pushes `offered`
-  watchAnswer: "media.answer", // {pc_id, sdp}
-  // Both directions: trickled ICE candidates (host candidates of the server only).
-  candidate: "media.candidate", // {pc_id, candidate, sdp_mid, sdp_mline_index}
-  // Pushed by the server.
-  offered: "media.offered", // {pc_id, sdp}
-  candidateAdded: "media.candidate_added", // {pc_id, candidate, sdp_mid, sdp_mline_index}
-  tracksChanged: "media.tracks_changed", // {tracks: [{mid, participant_id, kind, source: "camera"|"screen"}]}
-  keyframeWanted: "media.keyframe_wanted", // to publishers; browsers answer PLI themselves
-};
+import { PROTOCOL } from "./live.js";
 
-// ICE servers come from the server (settings.ice_servers) in the `joined` frame, if any.
-function peer(iceServers = []) {
-  return new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+const A = PROTOCOL.actions;
+const E = PROTOCOL.events;
+
+// Publishing: everything on one transport. Viewing: the server offers, and its BUNDLE group decides;
+// "balanced" because its first offer has no m-line at all when nobody is on stage yet, which
+// Chromium refuses under max-bundle ("max-bundle configured but ... no BUNDLE group").
+function newPeer(bundlePolicy = "max-bundle") {
+  return new RTCPeerConnection({ iceServers: [], bundlePolicy, rtcpMuxPolicy: "require" });
 }
 
-function trickle(pc, live, pcId) {
-  pc.addEventListener("icecandidate", ({ candidate }) => {
-    if (!candidate) return;
-    live.send(SIGNAL.candidate, {
-      pc_id: pcId,
-      candidate: candidate.candidate,
-      sdp_mid: candidate.sdpMid,
-      sdp_mline_index: candidate.sdpMLineIndex,
-    }).catch(() => {});
-  });
-  return live.on(SIGNAL.candidateAdded, (frame) => {
-    if (frame.pc_id !== pcId) return;
-    pc.addIceCandidate({ candidate: frame.candidate, sdpMid: frame.sdp_mid, sdpMLineIndex: frame.sdp_mline_index })
-      .catch(() => {});
+// Resolves once the local description holds every candidate (or after `ms`, with what it has).
+export function gathered(pc, ms = 4000) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState !== "complete") return;
+      pc.removeEventListener("icegatheringstatechange", done);
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      pc.removeEventListener("icegatheringstatechange", done);
+      resolve();
+    }, ms);
+    pc.addEventListener("icegatheringstatechange", done);
   });
 }
 
-// Publishes a camera/microphone stream (and optionally a screen track) to the server.
+function log(what, error) {
+  // Visible in the console (and to the browser tests, which collect console errors).
+  console.error(`[dais media] ${what}: ${error && (error.message || error)}`);
+}
+
+// Publishes camera and microphone (and a screen as a second video) to the server. One peer
+// connection per live socket: sharing or stopping the screen renegotiates it with `media.publish`.
 export class Publisher extends EventTarget {
-  constructor(live, { iceServers } = {}) {
+  constructor(live) {
     super();
     this.live = live;
-    this.iceServers = iceServers;
     this.pc = null;
-    this.senders = new Map(); // "camera" | "mic" | "screen" -> RTCRtpSender
+    this.transceivers = new Map(); // "mic" | "camera" | "screen" -> RTCRtpTransceiver
+    this.mayPublish = null;
+    this.busy = Promise.resolve();
   }
 
-  async publish(stream, screen = null) {
-    this.close();
-    const pc = peer(this.iceServers);
-    this.pc = pc;
-    for (const track of stream.getTracks()) {
-      const sender = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }).sender;
-      this.senders.set(track.kind === "audio" ? "mic" : "camera", sender);
-    }
-    if (screen) this.addScreenTrack(screen);
-    pc.addEventListener("connectionstatechange", () => {
-      this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
+  // Serialise negotiations: a second one waits for the first.
+  queue(step) {
+    const next = this.busy.then(step, step);
+    this.busy = next.catch(() => {});
+    return next;
+  }
+
+  // (Re)start publishing on the current socket: a fresh peer connection.
+  start(stream, screen = null) {
+    return this.queue(async () => {
+      this.closePeer();
+      const pc = newPeer();
+      this.pc = pc;
+      const audio = stream && stream.getAudioTracks()[0];
+      const video = stream && stream.getVideoTracks()[0];
+      // Order matters to the server: first audio is the mic, first video the camera, second the screen.
+      this.transceivers.set("mic", pc.addTransceiver(audio || "audio", { direction: audio ? "sendonly" : "inactive", streams: stream ? [stream] : [] }));
+      this.transceivers.set("camera", pc.addTransceiver(video || "video", { direction: video ? "sendonly" : "inactive", streams: stream ? [stream] : [] }));
+      const screenTrack = screen && screen.getVideoTracks()[0];
+      if (screenTrack) this.transceivers.set("screen", pc.addTransceiver(screenTrack, { direction: "sendonly", streams: [screen] }));
+      pc.addEventListener("connectionstatechange", () => {
+        this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
+      });
+      await this.negotiate(pc);
     });
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    const reply = await this.live.send(SIGNAL.publishOffer, { sdp: pc.localDescription.sdp });
-    this.unsubscribe = trickle(pc, this.live, reply.pc_id);
-    await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
-    return pc;
   }
 
-  addScreenTrack(screen) {
-    const [track] = screen.getVideoTracks();
-    if (!this.pc || !track) return;
-    this.senders.set("screen", this.pc.addTransceiver(track, { direction: "sendonly", streams: [screen] }).sender);
+  async negotiate(pc) {
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    if (this.pc !== pc) return;
+    const result = await this.live.send(A.mediaPublish, { sdp: pc.localDescription.sdp });
+    if (this.pc !== pc) return;
+    this.mayPublish = result.may_publish;
+    try {
+      await pc.setRemoteDescription({ type: "answer", sdp: result.sdp });
+    } catch (error) {
+      log("publish answer refused", error);
+      throw error;
+    }
+    this.dispatchEvent(new CustomEvent("published", { detail: result }));
+  }
+
+  // Start, change or stop (stream = null) the camera and microphone on this socket's connection.
+  // A connection is never replaced on the same socket: the server would take the new offer as a
+  // renegotiation of the old one.
+  setStream(stream) {
+    if (!this.pc) return stream ? this.start(stream) : Promise.resolve();
+    return this.queue(async () => {
+      const pc = this.pc;
+      if (!pc) return;
+      for (const [source, track] of [["mic", stream && stream.getAudioTracks()[0]], ["camera", stream && stream.getVideoTracks()[0]]]) {
+        const transceiver = this.transceivers.get(source);
+        if (!transceiver) continue;
+        await transceiver.sender.replaceTrack(track || null);
+        if (stream) transceiver.sender.setStreams(stream);
+        transceiver.direction = track ? "sendonly" : "inactive";
+      }
+      await this.negotiate(pc);
+    });
+  }
+
+  // Add (or replace) the screen share as the second video, or stop it (screen = null).
+  setScreen(screen) {
+    return this.queue(async () => {
+      const pc = this.pc;
+      if (!pc) return;
+      const track = screen && screen.getVideoTracks()[0];
+      let transceiver = this.transceivers.get("screen");
+      if (track) {
+        if (transceiver) {
+          await transceiver.sender.replaceTrack(track);
+          transceiver.direction = "sendonly";
+        } else {
+          transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [screen] });
+          this.transceivers.set("screen", transceiver);
+        }
+      } else if (transceiver) {
+        await transceiver.sender.replaceTrack(null);
+        transceiver.direction = "inactive";
+      } else {
+        return;
+      }
+      await this.negotiate(pc);
+    });
   }
 
   // Swap a device without renegotiating.
-  async replaceTrack(kind, track) {
-    const sender = this.senders.get(kind);
-    if (sender) await sender.replaceTrack(track);
-  }
-
-  close() {
-    if (this.unsubscribe) this.unsubscribe();
-    if (this.pc) {
-      this.pc.close();
-      this.live.send(SIGNAL.publishStop).catch(() => {});
-    }
-    this.pc = null;
-    this.senders.clear();
-  }
-}
-
-// Receives the stage from the server: tracks come and go as the chair changes the stage.
-export class Viewer extends EventTarget {
-  constructor(live, { iceServers } = {}) {
-    super();
-    this.live = live;
-    this.iceServers = iceServers;
-    this.pc = null;
-    this.streams = new Map(); // mid -> MediaStream
-    this.layout = new Map(); // mid -> {participant_id, kind, source}
-    this.off = [
-      live.on(SIGNAL.offered, (frame) => this.answer(frame).catch((e) => this.fail(e))),
-      live.on(SIGNAL.tracksChanged, (frame) => this.retile(frame.tracks || [])),
-    ];
-  }
-
-  watch() {
-    return this.live.send(SIGNAL.watch);
-  }
-
-  async answer({ pc_id: pcId, sdp }) {
-    if (!this.pc || this.pcId !== pcId) {
-      this.closePeer();
-      this.pc = peer(this.iceServers);
-      this.pcId = pcId;
-      this.unsubscribe = trickle(this.pc, this.live, pcId);
-      this.pc.addEventListener("track", ({ track, transceiver, streams }) => {
-        const stream = streams[0] || new MediaStream([track]);
-        this.streams.set(transceiver.mid, stream);
-        this.emit();
-      });
-      this.pc.addEventListener("connectionstatechange", () => {
-        this.dispatchEvent(new CustomEvent("state", { detail: this.pc && this.pc.connectionState }));
-      });
-    }
-    await this.pc.setRemoteDescription({ type: "offer", sdp });
-    const answer = await this.pc.createAnswer();
-    await this.pc.setLocalDescription(answer);
-    await this.live.send(SIGNAL.watchAnswer, { pc_id: pcId, sdp: this.pc.localDescription.sdp });
-  }
-
-  retile(tracks) {
-    this.layout = new Map(tracks.map((t) => [t.mid, t]));
-    this.emit();
-  }
-
-  // The stage as tiles: one per live speaker's camera, plus any screen share (shown large).
-  emit() {
-    const tiles = [];
-    for (const [mid, stream] of this.streams) {
-      const info = this.layout.get(mid) || {};
-      if (stream.getVideoTracks().length || info.kind === "video") {
-        tiles.push({ mid, stream, participantId: info.participant_id, screen: info.source === "screen" });
-      }
-    }
-    this.dispatchEvent(new CustomEvent("tiles", { detail: tiles }));
-  }
-
-  fail(error) {
-    this.dispatchEvent(new CustomEvent("error", { detail: error }));
+  async replaceTrack(source, track) {
+    const transceiver = this.transceivers.get(source);
+    if (transceiver) await transceiver.sender.replaceTrack(track || null);
   }
 
   closePeer() {
-    if (this.unsubscribe) this.unsubscribe();
     if (this.pc) this.pc.close();
     this.pc = null;
-    this.streams.clear();
+    this.transceivers.clear();
   }
 
   close() {
     this.closePeer();
-    for (const off of this.off) off();
+  }
+}
+
+// Receives the stage from the server: tracks come and go as the stage changes, each labelled with
+// whose it is (`tracks`: mid -> person_id, source mic/camera/screen).
+export class Viewer extends EventTarget {
+  constructor(live) {
+    super();
+    this.live = live;
+    this.pc = null;
+    this.peerId = null;
+    this.layout = []; // [{mid, kind, person_id, source, track_id}]
+    this.streams = new Map(); // mid -> MediaStream holding that m-line's receiving track
+    this.busy = Promise.resolve();
+    this.generation = 0;
+    this.off = live.on(E.mediaOffered, (frame) => {
+      if (frame.peer_id !== this.peerId) return;
+      const generation = this.generation;
+      this.queue(() => this.accept(frame, generation));
+    });
+  }
+
+  queue(step) {
+    const next = this.busy.then(step, step);
+    this.busy = next.catch((error) => {
+      log("answering the server's offer failed", error);
+      this.dispatchEvent(new CustomEvent("error", { detail: error }));
+    });
+    return next;
+  }
+
+  // Start watching on the current socket (again after a reconnect: the server closed the old one).
+  watch() {
+    const generation = ++this.generation;
+    return this.queue(async () => {
+      this.closePeer();
+      const offer = await this.live.send(A.mediaWatch);
+      if (generation !== this.generation) return;
+      const pc = newPeer("balanced");
+      this.pc = pc;
+      this.peerId = offer.peer_id;
+      pc.addEventListener("track", ({ track, transceiver }) => {
+        this.streams.set(transceiver.mid, new MediaStream([track]));
+      });
+      pc.addEventListener("connectionstatechange", () => {
+        this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
+      });
+      await this.accept(offer, generation);
+    });
+  }
+
+  async accept({ peer_id: peerId, sdp, tracks }, generation) {
+    const pc = this.pc;
+    if (!pc || generation !== this.generation || peerId !== this.peerId) return;
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp });
+    } catch (error) {
+      log("setRemoteDescription(server offer) failed", error);
+      throw error;
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    if (this.pc !== pc) return;
+    this.layout = tracks || [];
+    this.emit();
+    await this.live.send(A.mediaAnswer, { peer_id: peerId, sdp: pc.localDescription.sdp });
+  }
+
+  // What is being received now: one entry per labelled m-line with its track.
+  current() {
+    if (!this.pc) return [];
+    const byMid = new Map(this.pc.getTransceivers().map((t) => [t.mid, t]));
+    return this.layout.flatMap((info) => {
+      const transceiver = byMid.get(info.mid);
+      if (!transceiver) return [];
+      let stream = this.streams.get(info.mid);
+      if (!stream || stream.getTracks()[0] !== transceiver.receiver.track) {
+        stream = new MediaStream([transceiver.receiver.track]);
+        this.streams.set(info.mid, stream);
+      }
+      return [{ ...info, stream, track: transceiver.receiver.track }];
+    });
+  }
+
+  emit() {
+    this.dispatchEvent(new CustomEvent("tracks", { detail: this.current() }));
+  }
+
+  closePeer() {
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    this.peerId = null;
+    this.layout = [];
+    this.streams.clear();
+    this.emit();
+  }
+
+  close() {
+    this.generation += 1;
+    this.closePeer();
+    this.off();
+  }
+}
+
+// Keeps <video>/<audio> elements for received tracks, one per m-line, reused across renegotiations
+// (no flicker when the stage changes), and handles autoplay: sound starts muted with an "unmute"
+// control if the browser refuses to play it without a click.
+export class MediaElements extends EventTarget {
+  constructor() {
+    super();
+    this.videos = new Map(); // mid -> <video>
+    this.audios = new Map(); // mid -> <audio>
+    this.soundBlocked = false;
+    this.soundWanted = true;
+  }
+
+  video(entry) {
+    let video = this.videos.get(entry.mid);
+    if (!video) {
+      video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      video.muted = true; // sound comes from the <audio> elements
+      this.videos.set(entry.mid, video);
+    }
+    if (video.srcObject !== entry.stream) {
+      video.srcObject = entry.stream;
+      video.play().catch(() => {});
+    }
+    video.dataset.personId = entry.person_id;
+    video.dataset.source = entry.source;
+    return video;
+  }
+
+  // Plays every received mic track (hidden <audio> elements inside `box`).
+  audio(box, entries) {
+    const keep = new Set();
+    for (const entry of entries) {
+      if (entry.kind !== "audio") continue;
+      keep.add(entry.mid);
+      let audio = this.audios.get(entry.mid);
+      if (!audio) {
+        audio = document.createElement("audio");
+        audio.autoplay = true;
+        this.audios.set(entry.mid, audio);
+        box.append(audio);
+      }
+      audio.dataset.personId = entry.person_id;
+      if (audio.srcObject !== entry.stream) {
+        audio.srcObject = entry.stream;
+        this.play(audio);
+      }
+    }
+    for (const [mid, audio] of this.audios) {
+      if (!keep.has(mid)) {
+        audio.srcObject = null;
+        audio.remove();
+        this.audios.delete(mid);
+      }
+    }
+  }
+
+  play(audio) {
+    audio.muted = !this.soundWanted;
+    audio.play().then(() => this.setBlocked(false)).catch((error) => {
+      if (error && error.name === "NotAllowedError") {
+        // Autoplay policy: play muted until the person asks for sound.
+        audio.muted = true;
+        audio.play().catch(() => {});
+        this.setBlocked(true);
+      }
+    });
+  }
+
+  setBlocked(blocked) {
+    if (this.soundBlocked === blocked) return;
+    this.soundBlocked = blocked;
+    this.dispatchEvent(new CustomEvent("sound", { detail: blocked }));
+  }
+
+  // From a click: the browser now allows sound.
+  unmute() {
+    this.soundWanted = true;
+    for (const audio of this.audios.values()) {
+      audio.muted = false;
+      audio.play().catch(() => {});
+    }
+    this.setBlocked(false);
+  }
+
+  mute() {
+    this.soundWanted = false;
+    for (const audio of this.audios.values()) audio.muted = true;
+  }
+
+  prune(mids) {
+    for (const [mid, video] of this.videos) {
+      if (!mids.has(mid)) {
+        video.srcObject = null;
+        video.remove();
+        this.videos.delete(mid);
+      }
+    }
   }
 }

@@ -1,20 +1,16 @@
 // The organiser console: sign in, events and their privacy settings, the agenda editor, invite
-// links, people with revoke, and the registration count.
+// links, people with revoke, the registration count, the audit log, recordings and attendance.
 
 import { api, showFormError, whoAmI } from "./api.js";
 import { KIND_LABEL } from "./agenda.js";
 import { announce, copyButton, fromTemplate, h, replace } from "./dom.js";
-import { isoToWall, span, wallToIso } from "./time.js";
+import { clock, day, isoToWall, span, wallToIso } from "./time.js";
 
 const root = document.getElementById("organiser");
 const ROLE_LABEL = { chair: "Chair", speaker: "Speaker", moderator: "Moderator" };
 
 let state = { events: [], event: null, slots: null };
 
-const me = await whoAmI().catch(() => null);
-if (me && me.organiser) await showConsole(me.organiser);
-else showSignIn();
-root.removeAttribute("aria-busy");
 
 function showSignIn() {
   const { fragment, slots } = fromTemplate("tpl-sign-in");
@@ -93,6 +89,7 @@ function renderEventPanels() {
   loadRegistrations(event);
   loadAgenda(event);
   loadPeople(event);
+  loadReports(event);
 }
 
 // Form building
@@ -344,3 +341,168 @@ function roleSummary(roles) {
   if (!counts.size) return "No session role";
   return [...counts].map(([role, n]) => `${ROLE_LABEL[role]}, ${n} ${n === 1 ? "session" : "sessions"}`).join(" · ");
 }
+
+// -- Reports: audit log, recordings, attendance ------------------------------------------------
+
+async function loadReports(event) {
+  const { slots } = state;
+  let titles = new Map();
+  try {
+    const agenda = await api(`/api/events/${event.id}/agenda`);
+    titles = new Map(agenda.sessions.map((s) => [s.id, s]));
+  } catch { /* titles are a nicety */ }
+  const title = (id) => (titles.get(id) ? titles.get(id).title : "A deleted session");
+  const load = async (slot, path, render) => {
+    try {
+      replace(slots[slot], render(await api(path)));
+    } catch (error) {
+      replace(slots[slot], h("p", { class: "form-error" }, error.message));
+    }
+  };
+  await Promise.all([
+    load("audit", `/api/events/${event.id}/audit`, (entries) => auditTable(entries, title, event)),
+    load("recordings", `/api/events/${event.id}/recordings`, (recordings) => recordingList(recordings, title, event)),
+    load("attendance", `/api/events/${event.id}/attendance`, (series) => attendanceCharts(series, titles, event)),
+  ]);
+}
+
+const ACTION_LABEL = {
+  "question.approve": "Approved a question", "question.reject": "Rejected a question", "question.edit": "Edited a question",
+  "question.answer": "Marked a question answered", "question.pin": "Pinned a question", "message.delete": "Deleted a message",
+  "held.release": "Released a held message", "held.discard": "Discarded a held message", "person.mute": "Muted someone",
+  "person.unmute": "Unmuted someone", "person.remove": "Removed someone", "room.slow_mode": "Changed slow mode",
+  "room.lock": "Locked or unlocked the room", "announcement.post": "Posted an announcement", "poll.create": "Created a poll",
+  "poll.open": "Opened a poll", "poll.close": "Closed a poll", "stage.go_live": "Put someone live", "stage.take_off": "Took someone off stage",
+  "stage.mute": "Muted a speaker for attendees", "session.end": "Ended the session",
+};
+const AUDIT_SHOWN = 100;
+
+function auditTable(entries, title, event) {
+  if (!entries.length) return h("p", { class: "muted" }, "No moderation actions yet. Every approve, reject, mute, removal and stage change is listed here, and every refused attempt.");
+  const refused = entries.filter((e) => e.outcome !== "done").length;
+  return [
+    h("p", { class: "hint" }, `${entries.length} ${entries.length === 1 ? "action" : "actions"}, newest first`, refused ? `; ${refused} refused` : "", "."),
+    h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Audit log entries" },
+      h("table", { class: "audit-table" },
+        h("thead", {}, h("tr", {}, ["When", "Session", "Who", "Action", "Outcome"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, entries.slice(0, AUDIT_SHOWN).map((e) => h("tr", {},
+          h("td", { class: "nowrap" }, h("time", { datetime: e.created_at }, shortWhen(e.created_at, event.timezone))),
+          h("td", {}, title(e.session_id)),
+          h("td", {}, e.actor_role),
+          h("td", {}, ACTION_LABEL[e.action] || e.action, e.detail ? h("span", { class: "muted" }, ` (${e.detail})`) : null),
+          h("td", { class: e.outcome === "done" ? "" : "outcome-refused" }, { done: "Done", forbidden: "Refused: not allowed" }[e.outcome] || e.outcome)))))),
+    entries.length > AUDIT_SHOWN ? h("p", { class: "hint" }, `Showing the newest ${AUDIT_SHOWN}.`) : null,
+  ];
+}
+
+function shortWhen(iso, zone) {
+  return new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone: zone }).format(new Date(iso));
+}
+
+function duration(seconds) {
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m ? `${m} min ${s} s` : `${s} s`;
+}
+
+function size(bytes) {
+  return bytes > 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1e3))} kB`;
+}
+
+function recordingList(recordings, title, event) {
+  if (!recordings.length) return h("p", { class: "muted" }, "No recordings yet. Each session's stage is recorded while someone is live.");
+  const probe = document.createElement("video");
+  const playable = Boolean(probe.canPlayType('video/webm; codecs="vp8, opus"'));
+  return h("ul", { class: "recordings" }, recordings.map((r) => {
+    const label = `${title(r.session_id)}, ${day(r.started_at, event.timezone)} ${clock(r.started_at, event.timezone)}`;
+    return h("li", { class: "recording" },
+      h("p", {}, h("strong", {}, title(r.session_id)), h("br"),
+        h("span", { class: "muted small" }, `${day(r.started_at, event.timezone)}, ${clock(r.started_at, event.timezone)}–${clock(r.ended_at, event.timezone)} · ${duration(r.duration_seconds)} · ${size(r.size_bytes)}`)),
+      playable ? h("video", { controls: true, preload: "metadata", src: r.url, "aria-label": `Recording: ${label}` }) : null,
+      h("a", { href: r.url, download: "", class: "small" }, `Download (Matroska, ${size(r.size_bytes)})`),
+    );
+  }));
+}
+
+// One accessible inline SVG line chart per session (people watching per minute), each with a table
+// of the same numbers.
+function attendanceCharts(series, sessions, event) {
+  const withPoints = series.filter((s) => s.points.length);
+  if (!withPoints.length) return h("p", { class: "muted" }, "No attendance yet. The number of people in each session is stored every minute while it runs.");
+  return withPoints.map((s) => {
+    const session = sessions.get(s.session_id);
+    const name = session ? session.title : "A deleted session";
+    const points = s.points.map((p) => ({ at: Date.parse(p.minute), n: p.watching, minute: p.minute }));
+    const peak = points.reduce((a, b) => (b.n > a.n ? b : a), points[0]);
+    const summary = `${name}: ${points.length} ${points.length === 1 ? "minute" : "minutes"} sampled from ${clock(points[0].minute, event.timezone)} to ${clock(points.at(-1).minute, event.timezone)}; peak ${peak.n} watching at ${clock(peak.minute, event.timezone)}.`;
+    const id = `att-${s.session_id}`;
+    return h("section", { class: "att-session", "aria-labelledby": `${id}-h` },
+      h("h3", { id: `${id}-h` }, name),
+      lineChart(points, { id, title: `People watching ${name} over time`, summary, zone: event.timezone }),
+      h("details", {},
+        h("summary", {}, "The numbers as a table"),
+        h("div", { class: "table-wrap" },
+          h("table", { class: "att-table" },
+            h("caption", { class: "visually-hidden" }, `People watching ${name}, per minute`),
+            h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Minute"), h("th", { scope: "col" }, "Watching"))),
+            h("tbody", {}, points.map((p) => h("tr", {}, h("td", {}, clock(p.minute, event.timezone)), h("td", {}, String(p.n)))))))));
+  });
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
+  for (const child of children) if (child) el.append(child);
+  return el;
+}
+
+function lineChart(points, { id, title, summary, zone }) {
+  const W = 640, H = 220, L = 44, R = 16, T = 14, B = 34;
+  const t0 = points[0].at;
+  const t1 = Math.max(points.at(-1).at, t0 + 60_000);
+  const max = Math.max(1, ...points.map((p) => p.n));
+  const step = niceStep(max);
+  const top = Math.ceil(max / step) * step;
+  const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - R);
+  const y = (n) => T + (1 - n / top) * (H - T - B);
+  const chart = svg("svg", { class: "att-chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": `${id}-t ${id}-d` });
+  const titleEl = svg("title", { id: `${id}-t` });
+  titleEl.textContent = title;
+  const desc = svg("desc", { id: `${id}-d` });
+  desc.textContent = summary;
+  chart.append(titleEl, desc);
+  for (let n = 0; n <= top; n += step) {
+    chart.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(n), y2: y(n) }));
+    const label = svg("text", { x: L - 6, y: y(n) + 4, "text-anchor": "end" });
+    label.textContent = String(n);
+    chart.append(label);
+  }
+  chart.append(svg("line", { class: "axis", x1: L, x2: W - R, y1: y(0), y2: y(0) }));
+  const ticks = Math.min(6, points.length);
+  for (let i = 0; i < ticks; i++) {
+    const t = t0 + ((t1 - t0) * i) / Math.max(1, ticks - 1);
+    const label = svg("text", { x: x(t), y: H - B + 18, "text-anchor": i === 0 ? "start" : i === ticks - 1 ? "end" : "middle" });
+    label.textContent = clock(new Date(t).toISOString(), zone);
+    chart.append(label);
+  }
+  const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.at).toFixed(1)},${y(p.n).toFixed(1)}`).join(" ");
+  if (points.length > 1) {
+    chart.append(svg("path", { class: "area", d: `${path} L${x(points.at(-1).at).toFixed(1)},${y(0)} L${x(t0).toFixed(1)},${y(0)} Z` }));
+    chart.append(svg("path", { class: "line", d: path }));
+  }
+  for (const p of points.length <= 60 ? points : []) chart.append(svg("circle", { cx: x(p.at).toFixed(1), cy: y(p.n).toFixed(1), r: 3, fill: "currentColor", class: "dot" }));
+  return chart;
+}
+
+function niceStep(max) {
+  for (const step of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]) if (max / step <= 5) return step;
+  return 10_000;
+}
+
+// Start last: every module-level binding above is initialised before the console renders (an
+// organiser already signed in gets the console straight away).
+const me = await whoAmI().catch(() => null);
+if (me && me.organiser) await showConsole(me.organiser);
+else showSignIn();
+root.removeAttribute("aria-busy");

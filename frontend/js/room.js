@@ -1,115 +1,214 @@
-// What a session's room holds right now, kept from the live socket's events. The attendee room,
-// chair console and green room all render from this one state.
+// What a session's room holds right now, kept from the live socket's join result and events
+// (shapes in chat/protocol.py). The attendee room, chair console and green room all render from
+// this one state.
 
 import { PROTOCOL } from "./live.js";
 
 const E = PROTOCOL.events;
+const MAX_MESSAGES = 300;
 
 export class RoomState extends EventTarget {
-  constructor(live) {
+  constructor(live, sessionId) {
     super();
+    this.live = live;
+    this.mineKey = `dais:mine:${sessionId}`;
     this.reset();
     live.on("*", (frame) => this.apply(frame));
   }
 
   reset() {
-    this.questions = new Map(); // id -> {id, text, author, votes, voted, status, mine}
-    this.messages = []; // {id, author, author_id, text, at}
-    this.polls = new Map(); // id -> {id, question, options, counts, open, my_vote}
-    this.pinned = null;
-    this.stage = { live: [], muted: {} };
+    this.questions = new Map(); // id -> QuestionView: approved (public) and, for moderators, pending
+    this.queue = new Map(); // moderators: pending QuestionViews
+    this.myQuestions = new Map(); // my own questions, any status
+    this.voted = new Set();
+    this.messages = []; // MessageView, chat and announcements, oldest first
+    this.held = new Map(); // moderators: messages the word filter held
+    this.polls = new Map(); // id -> PollView
+    this.myPollVotes = new Map(); // poll id -> option index (this tab)
+    this.room = { locked: false, slow_mode_seconds: 0, pinned_question_id: null };
     this.watching = null;
-    this.room = { slow_mode_seconds: 0, locked: false };
+    this.people = null;
     this.you = null;
+    this.stage = { live: [], presenters: [], ended: false };
+    this.greenRoom = { live: [], presenters: [], ended: false };
+    this.lastAnnouncement = null;
+  }
+
+  // Ids of questions this browser asked, kept for the tab's life so an approved (possibly
+  // anonymous) question is still shown as "yours".
+  rememberMine(question) {
+    this.myQuestions.set(question.id, { ...this.myQuestions.get(question.id), ...question });
+    try {
+      const ids = new Set(JSON.parse(sessionStorage.getItem(this.mineKey) || "[]"));
+      ids.add(question.id);
+      sessionStorage.setItem(this.mineKey, JSON.stringify([...ids]));
+    } catch { /* storage may be disabled */ }
+  }
+
+  mineIds() {
+    try {
+      return new Set(JSON.parse(sessionStorage.getItem(this.mineKey) || "[]"));
+    } catch {
+      return new Set();
+    }
+  }
+
+  changed(part, detail) {
+    this.dispatchEvent(new CustomEvent(part, { detail }));
   }
 
   apply(frame) {
-    const changed = (part, detail = frame) => this.dispatchEvent(new CustomEvent(part, { detail }));
     switch (frame.type) {
-      case E.resync:
-        this.reset();
-        changed("all");
+      case E.joined:
+        this.join(frame.result);
         break;
-      case E.joined: {
-        this.reset();
-        const state = frame.state || {};
-        for (const q of state.questions || []) this.questions.set(q.id, q);
-        this.messages = state.messages || [];
-        for (const p of state.polls || []) this.polls.set(p.id, p);
-        this.pinned = state.pinned || null;
-        this.stage = state.stage || this.stage;
-        this.room = state.room || this.room;
-        this.watching = frame.watching ?? null;
-        this.you = frame.you || null;
-        changed("all");
+      case E.messagePosted:
+      case E.announcementPosted:
+        this.held.delete(frame.message.id);
+        if (!this.messages.some((m) => m.id === frame.message.id)) {
+          this.messages.push(frame.message);
+          if (this.messages.length > MAX_MESSAGES) this.messages.shift();
+        }
+        if (frame.type === E.announcementPosted) {
+          this.lastAnnouncement = frame.message;
+          this.changed("announcement", frame.message);
+        }
+        this.changed("chat");
         break;
-      }
-      case E.chatPosted:
-        this.messages.push(frame.message);
-        if (this.messages.length > 500) this.messages.shift();
-        changed("chat");
+      case E.messageHeld:
+        this.held.set(frame.message.id, frame.message);
+        this.changed("chat");
         break;
-      case E.chatDeleted:
+      case E.messageDeleted:
         this.messages = this.messages.filter((m) => m.id !== frame.message_id);
-        changed("chat");
+        this.held.delete(frame.message_id);
+        this.changed("chat");
         break;
-      case E.questionAsked:
+      case E.questionSubmitted:
+        this.queue.set(frame.question.id, frame.question);
+        this.touchMine(frame.question);
+        this.changed("questions");
+        break;
       case E.questionApproved:
+        this.queue.delete(frame.question.id);
+        this.questions.set(frame.question.id, frame.question);
+        this.touchMine(frame.question);
+        this.changed("questions");
+        break;
       case E.questionEdited:
-        this.questions.set(frame.question.id, { ...this.questions.get(frame.question.id), ...frame.question });
-        changed("questions");
+        for (const map of [this.queue, this.questions]) {
+          if (map.has(frame.question.id)) map.set(frame.question.id, { ...map.get(frame.question.id), ...frame.question });
+        }
+        this.touchMine(frame.question);
+        this.changed("questions");
         break;
-      case E.questionRejected:
-      case E.questionAnswered: {
-        const q = this.questions.get(frame.question_id);
-        if (q) q.status = frame.type === E.questionRejected ? "rejected" : "answered";
-        changed("questions");
+      case E.questionRejected: {
+        this.queue.delete(frame.question_id);
+        this.questions.delete(frame.question_id);
+        const mine = this.myQuestions.get(frame.question_id);
+        if (mine) mine.status = "rejected";
+        if (this.room.pinned_question_id === frame.question_id) this.room.pinned_question_id = null;
+        this.changed("questions");
         break;
       }
-      case E.questionVoted: {
-        const q = this.questions.get(frame.question_id);
-        if (q) Object.assign(q, { votes: frame.votes }, "voted" in frame ? { voted: frame.voted } : {});
-        changed("questions");
+      case E.questionVoted:
+      case E.questionAnswered:
+        for (const map of [this.questions, this.myQuestions]) {
+          const q = map.get(frame.question_id);
+          if (!q) continue;
+          if (frame.type === E.questionVoted) q.votes = frame.votes;
+          else q.answered = true;
+        }
+        this.changed("questions");
         break;
-      }
       case E.questionPinned:
-        this.pinned = frame.question || null;
-        changed("pinned");
+        this.room.pinned_question_id = frame.question_id || null;
+        this.changed("questions");
         break;
+      case E.pollCreated:
       case E.pollOpened:
       case E.pollClosed:
         this.polls.set(frame.poll.id, frame.poll);
-        changed("polls");
+        this.changed("polls");
         break;
-      case E.pollResults: {
-        const poll = this.polls.get(frame.poll_id);
-        if (poll) poll.counts = frame.counts;
-        changed("polls");
+      case E.personMuted:
+      case E.personUnmuted:
+        if (this.you && frame.person_id === this.you.person_id) {
+          this.you.muted = frame.type === E.personMuted;
+          this.changed("you");
+        }
+        this.changed("people", frame);
         break;
-      }
-      case E.watchingChanged:
-        this.watching = frame.count;
-        changed("watching");
-        break;
-      case E.stageChanged:
-        this.stage = { live: frame.live || [], muted: frame.muted || {} };
-        changed("stage");
+      case E.personRemoved:
+        this.changed("people", frame);
         break;
       case E.roomChanged:
-        this.room = { ...this.room, ...frame };
-        changed("room");
+        this.room = { ...this.room, ...frame.room };
+        this.changed("room");
+        this.changed("questions");
         break;
       case E.reactionSent:
-        changed("reaction");
+        this.changed("reaction", frame.reaction);
         break;
-      case E.announcementPosted:
-        changed("announcement");
+      case E.watchingChanged:
+        this.watching = frame.count;
+        this.people = frame.people ?? null;
+        this.changed("watching");
         break;
-      case E.captionAdded:
-        changed("caption");
+      case E.stageChanged:
+        this.stage = frame.stage;
+        this.changed("stage");
+        break;
+      case E.greenRoomChanged:
+        this.greenRoom = frame.stage;
+        this.changed("stage");
         break;
       default:
         break;
+    }
+  }
+
+  join(result) {
+    this.you = result.you || this.you;
+    this.room = result.room || this.room;
+    this.watching = result.watching ?? this.watching;
+    // The stage as it is now comes with every join, fresh or resumed (the green room for presenters).
+    if (result.stage) this.stage = result.stage;
+    if (result.green_room) this.greenRoom = result.green_room;
+    if (result.resumed) {
+      // The missed events follow; the state we hold stays.
+      this.changed("all");
+      return;
+    }
+    const stage = this.stage;
+    const greenRoom = this.greenRoom;
+    const pollVotes = this.myPollVotes;
+    const you = this.you;
+    const room = this.room;
+    const watching = this.watching;
+    this.reset();
+    Object.assign(this, { stage, greenRoom, myPollVotes: pollVotes, you, room, watching });
+    this.messages = (result.messages || []).slice(-MAX_MESSAGES);
+    for (const q of result.questions || []) this.questions.set(q.id, q);
+    for (const q of result.queue || []) this.queue.set(q.id, q);
+    for (const m of result.held || []) this.held.set(m.id, m);
+    for (const p of result.polls || []) this.polls.set(p.id, p);
+    this.voted = new Set(result.voted || []);
+    const mine = this.mineIds();
+    for (const q of result.my_questions || []) {
+      this.myQuestions.set(q.id, q);
+      mine.add(q.id);
+    }
+    for (const id of mine) {
+      const q = this.questions.get(id);
+      if (q) this.myQuestions.set(id, q);
+    }
+    this.changed("all");
+  }
+
+  touchMine(question) {
+    if (this.myQuestions.has(question.id)) {
+      this.myQuestions.set(question.id, { ...this.myQuestions.get(question.id), ...question });
     }
   }
 
@@ -119,18 +218,23 @@ export class RoomState extends EventTarget {
     if (part !== "all") this.addEventListener("all", listener);
   }
 
-  // Approved (and answered) questions, most votes first.
+  // Approved questions: unanswered first, then most votes.
   approved() {
     return [...this.questions.values()]
-      .filter((q) => q.status === "approved" || q.status === "answered")
-      .sort((a, b) => (a.status === "answered") - (b.status === "answered") || (b.votes || 0) - (a.votes || 0));
+      .filter((q) => q.status === "approved")
+      .sort((a, b) => Number(a.answered) - Number(b.answered) || b.votes - a.votes || Date.parse(a.at) - Date.parse(b.at));
   }
 
   pending() {
-    return [...this.questions.values()].filter((q) => q.status === "pending");
+    return [...this.queue.values()].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   }
 
   mine() {
-    return [...this.questions.values()].filter((q) => q.mine);
+    return [...this.myQuestions.values()].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  }
+
+  pinned() {
+    const id = this.room.pinned_question_id;
+    return id ? this.questions.get(id) || null : null;
   }
 }

@@ -39,7 +39,8 @@ try {
 root.removeAttribute("aria-busy");
 
 async function start(event, session, me) {
-  const role = (me && me.roles && me.roles[session.id]) || "attendee";
+  // An organiser is an event-wide chair: the console, not the attendee room.
+  const role = (me && me.roles && me.roles[session.id]) || (me && me.organiser ? "organiser" : "attendee");
   const person = personAt(me, event);
   document.body.dataset.role = role;
   if (role === "attendee" && !person) {
@@ -69,8 +70,8 @@ async function start(event, session, me) {
 
 function join(event, session, person, role) {
   const live = new LiveSession(session.id);
-  const room = new RoomState(live);
-  const template = { attendee: "tpl-attendee", chair: "tpl-chair", moderator: "tpl-chair", speaker: "tpl-speaker" }[role];
+  const room = new RoomState(live, session.id);
+  const template = { attendee: "tpl-attendee", chair: "tpl-chair", organiser: "tpl-chair", moderator: "tpl-chair", speaker: "tpl-speaker" }[role];
   const { fragment, slots } = fromTemplate(template);
   slots.title.textContent = session.title;
   if (slots.when) slots.when.textContent = `${day(session.starts_at)}, ${span(session.starts_at, session.ends_at)}`;
@@ -78,7 +79,7 @@ function join(event, session, person, role) {
   const offline = fromTemplate("tpl-offline");
   slots.offline.append(offline.fragment);
   const context = { event, session, person, role, live, room, slots };
-  const mount = { attendee: mountAttendeeRoom, chair: mountChairConsole, moderator: mountChairConsole, speaker: mountGreenRoom }[role];
+  const mount = { attendee: mountAttendeeRoom, chair: mountChairConsole, organiser: mountChairConsole, moderator: mountChairConsole, speaker: mountGreenRoom }[role];
   const unmount = mount(context);
   replace(root, fragment);
   const heading = root.querySelector("h1");
@@ -99,6 +100,8 @@ function showConnection(live, offlineNote) {
     text.textContent = state === STATE.closed && live.reason ? live.reason : STATE_TEXT[state];
     offlineNote.hidden = state === STATE.live;
     if (state === STATE.closed && live.reason) offlineNote.textContent = live.reason;
+    else if (state === STATE.reconnecting) offlineNote.textContent = "The connection dropped. Dais is reconnecting by itself; nothing you sent is lost.";
+    else if (state === STATE.connecting) offlineNote.textContent = "Connecting to the session…";
     for (const fieldset of document.querySelectorAll(".needs-live")) fieldset.disabled = state !== STATE.live;
   };
   live.addEventListener("state", (event) => update(event.detail));

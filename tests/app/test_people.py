@@ -112,7 +112,13 @@ async def test_forged_and_expired_invites_are_refused_and_change_nothing(app, cl
         token = invite["url"].rsplit("/", 1)[1]
         invite_id, signature = token.split(".")
 
-        forged = [f"{invite_id}.{'0' * len(signature)}", f"{'f' * 32}.{signature}", "garbage", "."]
+        forged = [
+            f"{invite_id}.{'0' * len(signature)}",
+            f"{'f' * 32}.{signature}",
+            "garbage",
+            ".",
+            f"{invite_id}.\u00a2\u00e9",
+        ]
         for bad in forged:
             response = await stranger.post("/api/invites/accept", json={"token": bad})
             assert response.status_code == 404

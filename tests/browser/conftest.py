@@ -87,66 +87,93 @@ async def _load_demo(settings: Settings) -> None:
         await engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def dais_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaisServer]:
-    data_dir = tmp_path_factory.mktemp("browser-server")
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'dais.db'}",
-        data_dir=data_dir,
-        secret_key="browser-test-secret",
-        base_url=base_url,
-    )
-    upgrade(settings.resolved_database_url)
-    asyncio.run(_load_demo(settings))
-    env = {
-        **os.environ,
-        "DAIS_DATABASE_URL": settings.resolved_database_url,
-        "DAIS_DATA_DIR": str(data_dir),
-        "DAIS_SECRET_KEY": settings.secret_key,
-        "DAIS_BASE_URL": base_url,
-    }
-    log = (data_dir / "server.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+class ServerProcess:
+    """Dais under uvicorn in a subprocess on a fixed port and database; can be restarted."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{data_dir / 'dais.db'}",
+            data_dir=data_dir,
+            secret_key="browser-test-secret",
+            base_url=self.base_url,
+        )
+        upgrade(self.settings.resolved_database_url)
+        asyncio.run(_load_demo(self.settings))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "DAIS_DATABASE_URL": self.settings.resolved_database_url,
+            "DAIS_DATA_DIR": str(self.data_dir),
+            "DAIS_SECRET_KEY": self.settings.secret_key,
+            "DAIS_BASE_URL": self.base_url,
+            # Attendance is stored per minute; sampling often fills the organiser's chart in a run.
+            "DAIS_LIVE_ATTENDANCE_EVERY_SECONDS": "2",
+        }
+        self.starts += 1
+        log = (self.data_dir / f"server-{self.starts}.log").open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base_url}/api/events", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.base_url}/api/events", timeout=1).status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Dais did not start:\n{(data_dir / 'server.log').read_text()}")
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Dais did not start:\n{self.log()}")
             time.sleep(0.1)
-        yield DaisServer(base_url=base_url, settings=settings)
-    finally:
-        process.terminate()
+
+    def log(self) -> str:
+        return (self.data_dir / f"server-{self.starts}.log").read_text()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def server(self) -> DaisServer:
+        return DaisServer(base_url=self.base_url, settings=self.settings)
+
+
+@pytest.fixture(scope="session")
+def dais_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaisServer]:
+    running = ServerProcess(tmp_path_factory.mktemp("browser-server"))
+    try:
+        running.start()
+        yield running.server()
+    finally:
+        running.stop()
 
 
 @pytest.fixture

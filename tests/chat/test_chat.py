@@ -16,6 +16,7 @@ def posted(text: str, author: str, role: str = "attendee") -> dict:
         "message": {
             "id": ANY,
             "kind": "chat",
+            "author_id": ANY,
             "author": author,
             "author_role": role,
             "text": text,
@@ -183,6 +184,7 @@ async def test_announcements_and_reactions_reach_everyone(server: Server, world:
     assert announced["message"] | {"id": ANY, "at": ANY} == {
         "id": ANY,
         "kind": "announcement",
+        "author_id": world.chair_id,
         "author": "Saskia Garner",
         "author_role": "chair",
         "text": "We resume at 13:30.",

@@ -51,3 +51,26 @@ async def test_each_live_period_is_its_own_file(conference: Conference) -> None:
     files = conference.server.recordings("s1")
     assert len(files) == 2 and files[0] != files[1]
     assert conference.server.recordings("s10") == []
+
+
+async def test_video_unmuted_after_an_audio_only_start_keeps_the_file_audio_only(
+    conference: Conference,
+) -> None:
+    """The stage goes live with the speaker's video muted, then the chair unmutes it: the file's
+    streams are fixed once written, so the run stays audio-only (adding a stream then made FFmpeg
+    refuse every packet and could take the server process down when the file was closed)."""
+    await conference.publish("s1", "speaker")
+    await conference.server.set_muted(
+        session_id="s1", person_id="speaker", kind="video", muted=True
+    )
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    await asyncio.sleep(1.0)
+    await conference.server.set_muted(
+        session_id="s1", person_id="speaker", kind="video", muted=False
+    )
+    await asyncio.sleep(1.5)
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
+    (file,) = conference.server.recordings("s1")
+    with av.open(str(file)) as container:
+        assert [stream.codec_context.name for stream in container.streams] == ["opus"]
+        assert container.duration is not None and container.duration / av.time_base > 1.5

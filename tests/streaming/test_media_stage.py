@@ -232,3 +232,22 @@ async def test_an_h264_speaker_is_forwarded_as_h264(conference: Conference) -> N
     assert publishing.tracks["camera"].codec_name == "H264"
     # The viewer's m-line lists VP8 first, but it is sent the H.264 payload type, and decodes it.
     assert "video/H264" in {c.mimeType for c in chair.pc.getTransceivers()[0]._codecs}
+
+
+async def test_an_offer_with_nobody_on_stage_is_one_browsers_accept(
+    conference: Conference,
+) -> None:
+    """aiortc writes an empty `a=group:BUNDLE` when it offers no m-line; Chromium refuses that
+    offer ("A BUNDLE group contains a MID='' matching no m= section"), so it is left out. Once a
+    speaker is live the renegotiated offer bundles every m-line again."""
+    attendee = await conference.watch("s1", "attendee")
+    (first,) = attendee.offers
+    assert "m=" not in first
+    assert not [line for line in first.splitlines() if line.strip() == "a=group:BUNDLE"]
+
+    await conference.publish("s1", "speaker")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    await conference.settle()
+    await eventually(lambda: receiving(attendee, "speaker", "video"), 5, "attendee receives")
+    bundle = [line for line in attendee.offers[-1].splitlines() if line.startswith("a=group:")]
+    assert bundle and len(bundle[0].split()) == 3  # BUNDLE 0 1

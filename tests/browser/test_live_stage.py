@@ -1,0 +1,112 @@
+"""The live stage in real Chromium: a speaker publishes the fake camera from the green room, the chair
+puts them live from the console, and an attendee's page plays the video (all through the Dais media
+server, aiortc on the other end)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import Contexts, DaisServer
+from tests.browser.live_helpers import VIDEO_FRAMES, VIDEO_WORKS, new_story
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+
+
+async def frames_rise(page: Page, selector: str, seconds: float = 2.0) -> tuple[int, int, int]:
+    """(videoWidth, frames before, frames after `seconds`) of the video element at `selector`."""
+    await page.wait_for_function(VIDEO_WORKS, arg=selector, timeout=20_000)
+    before = await page.evaluate(VIDEO_FRAMES, selector)
+    await asyncio.sleep(seconds)
+    after = await page.evaluate(VIDEO_FRAMES, selector)
+    return after["width"], before["frames"], after["frames"]
+
+
+async def test_a_speaker_goes_live_from_the_console_and_attendees_see_the_video_playing(
+    contexts: Contexts, dais_server: DaisServer, artifacts: Path
+) -> None:
+    story = await new_story(contexts, dais_server, "Live stage rehearsal")
+    speaker = await story.invited("speaker", "Dr Ada Example", **DESKTOP)
+    chair = await story.invited("chair", "Casey Chair", **DESKTOP)
+    attendee = await story.attendee("Robin", **DESKTOP)
+
+    # Everyone's page connects by itself.
+    for page in (speaker, chair, attendee):
+        await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    await expect(attendee.get_by_text("The stage opens when the chair")).to_be_visible()
+
+    # The speaker's camera reaches the chair's green room as a live preview, not yet attendees.
+    await expect(speaker.locator('[data-slot="publish-state"]')).to_contain_text(
+        "reaches Dais", timeout=20_000
+    )
+    tile = chair.locator(".speaker-tile", has_text="Dr Ada Example")
+    await expect(tile.locator(".tile-status")).to_contain_text("In the green room")
+    width, before, after = await frames_rise(chair, ".speaker-tile .tile-video video")
+    assert width > 0 and after > before, (width, before, after)
+
+    # The chair mutes the speaker's video for attendees, then puts the speaker live: attendees get
+    # the sound only; the speaker is told they are live.
+    await tile.get_by_role("button", name="Mute Dr Ada Example's video").click()
+    await expect(tile.locator(".tile-status")).to_contain_text("video off for attendees")
+    await tile.get_by_role("button", name="Put Dr Ada Example live").click()
+    await expect(tile.locator(".tile-status")).to_contain_text("Live on stage")
+    await expect(speaker.locator('[data-slot="on-air"]')).to_have_attribute("data-live", "true")
+    await expect(speaker.locator('[data-slot="on-air"]')).to_contain_text("You are live")
+    await expect(attendee.locator(".stage-audio audio")).to_have_count(1)
+    video = ".stage-tiles video"
+    await expect(attendee.locator(video)).to_have_count(0)
+
+    # Showing the video renegotiates the attendee's connection with a new video m-line (after the
+    # audio one is bundled): the attendee's stage plays it, frames keep coming.
+    await tile.get_by_role("button", name="Show Dr Ada Example's video").click()
+    width, before, after = await frames_rise(attendee, video)
+    assert width > 0, "the attendee's video has no size"
+    assert after > before + 10, f"frames did not keep coming: {before} -> {after}"
+    await expect(attendee.locator(".stage-tiles figcaption")).to_have_text("Dr Ada Example")
+
+    await attendee.wait_for_timeout(300)
+    await attendee.screenshot(path=artifacts / "attendee-live-video.png")
+    await chair.evaluate("scrollTo(0, 0)")
+    await chair.screenshot(path=artifacts / "chair-console-speaker-live.png", full_page=True)
+    await speaker.evaluate("scrollTo(0, 0)")
+    await speaker.screenshot(path=artifacts / "speaker-green-room-live.png", full_page=True)
+
+    # Taking the speaker off returns them to the green room.
+    await tile.get_by_role("button", name="Take Dr Ada Example off stage").click()
+    await expect(speaker.locator('[data-slot="on-air"]')).to_have_attribute("data-live", "false")
+    await expect(attendee.locator(video)).to_have_count(0)
+
+    # Ending the session asks first.
+    await chair.get_by_role("button", name="End session…").click()
+    await chair.get_by_role("button", name="Yes, end the session").click()
+    await expect(attendee.locator('[data-slot="stage-empty"]')).to_contain_text("has ended")
+
+    # The organiser finds the session's recording, its audit trail and its attendance chart.
+    organiser = await story.organiser.new_page()
+    await organiser.set_viewport_size({"width": 1280, "height": 900})
+    story.watch_console(organiser, "organiser")
+    await organiser.goto("/organiser")
+    recordings = organiser.locator('[data-slot="recordings"]')
+    await expect(recordings).to_contain_text("Live stage rehearsal")
+    await expect(recordings.get_by_role("link", name=re.compile("Download"))).to_have_count(1)
+    playable = recordings.locator("video")
+    assert await playable.count() == 1
+    audit = organiser.locator('[data-slot="audit"]')
+    await expect(audit).to_contain_text("Put someone live")
+    await expect(audit).to_contain_text("Ended the session")
+    chart = organiser.locator(".att-session", has_text="Live stage rehearsal")
+    await expect(
+        chart.get_by_role("img", name="People watching Live stage rehearsal over time")
+    ).to_be_visible()
+    await chart.get_by_text("The numbers as a table").click()
+    await expect(chart.locator("tbody tr").first).to_be_visible()
+    await organiser.locator("#att-heading").scroll_into_view_if_needed()
+    await organiser.screenshot(path=artifacts / "organiser-reports.png", full_page=True)
+    errors = [line for line in story.console if re.search(r"dais media|pageerror", line)]
+    assert errors == [], errors
