@@ -338,31 +338,13 @@ class RtpOutput:
         self._srtp_protect = _srtp_lib.srtp_protect
 
     def send(self, data: bytes) -> bool:
-        dtls = self._sender._RTCRtpSender__transport  # type: ignore[attr-defined]
-        if (
-            dtls is not self._dtls
-            or dtls._state is not _CONNECTED
-            or self._nominated.get(1) is not self._pair
-        ) and not self._refresh(dtls):
+        """Protect `data` and send it now (the path for single packets, e.g. retransmissions)."""
+        batch: list[tuple[Any, bytes, Any]] = []
+        if not self.protect_into(data, batch):
             return False
-        # Inlined SRTP (same as in protect_into).
-        size = len(data)
-        if self._context is None:
-            try:
-                protected = self._session.protect(data)  # type: ignore[union-attr]
-            except (ValueError, pylibsrtp.Error):
-                return False
-        else:
-            if size > self._limit:
-                return False
-            length = self._length
-            length[0] = size
-            self._buffer[0:size] = data
-            if self._srtp_protect(self._context, self._cdata, length):
-                return False
-            protected = self._buffer[0 : length[0]]
+        sendto, protected, address = batch[0]
         try:
-            self._sendto(protected, self._address)
+            sendto(protected, address)
         except OSError:
             # Would block, or the viewer's socket is gone: drop, like a network.
             return False

@@ -62,39 +62,26 @@ def test_serve_prints_working_links_for_the_demo_event(database_url, tmp_path):
 
 
 def test_create_organiser_from_the_command_line(database_url, tmp_path):
-    env = dais_env(database_url, tmp_path, 8000)
-    made = subprocess.run(
-        [
-            *DAIS,
-            "create-organiser",
-            "--email",
-            "Ops@Example.org",
-            "--name",
-            "Ops",
-            "--password",
-            "a long enough password",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    def create(email: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *DAIS,
+                "create-organiser",
+                "--email",
+                email,
+                "--name",
+                "Ops",
+                "--password",
+                "a long enough password",
+            ],
+            env=dais_env(database_url, tmp_path, 8000),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    made = create("Ops@Example.org")
     assert made.returncode == 0, made.stderr
     assert "organiser ops@example.org created" in made.stdout.lower()
-    again = subprocess.run(
-        [
-            *DAIS,
-            "create-organiser",
-            "--email",
-            "ops@example.org",
-            "--name",
-            "Ops",
-            "--password",
-            "a long enough password",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = create("ops@example.org")
     assert again.returncode != 0 and "exists" in again.stderr

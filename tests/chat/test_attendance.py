@@ -14,22 +14,25 @@ async def test_attendance_is_sampled_per_minute_and_drops_to_zero_when_people_le
     server: Server, world: World
 ) -> None:
     sampler = server.app.state.live.attendance
+    rooms = server.app.state.live.rooms
+
+    async def people_in_room(count: int) -> None:
+        for _ in range(100):
+            if rooms.local_counts()[world.session_id] == count:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"the room never held {count}")
+
     tabs = [await Live.join(server, world.session_id, token) for token in world.attendees[:2]]
     # The same person in a second tab is still one person.
     tabs.append(await Live.join(server, world.session_id, world.attendees[0]))
     assert await sampler.sample(datetime(2027, 3, 4, 11, 20, 30, tzinfo=UTC)) == 1
     await tabs.pop().close()
     await tabs.pop().close()
-    for _ in range(100):
-        if server.app.state.live.rooms.local_counts()[world.session_id] == 1:
-            break
-        await asyncio.sleep(0.02)
+    await people_in_room(1)
     await sampler.sample(datetime(2027, 3, 4, 11, 21, 5, tzinfo=UTC))
     await tabs.pop().close()
-    for _ in range(100):
-        if server.app.state.live.rooms.local_counts()[world.session_id] == 0:
-            break
-        await asyncio.sleep(0.02)
+    await people_in_room(0)
     await sampler.sample(datetime(2027, 3, 4, 11, 22, 0, tzinfo=UTC))
     # An empty room is not sampled again.
     assert await sampler.sample(datetime(2027, 3, 4, 11, 23, 0, tzinfo=UTC)) == 0
