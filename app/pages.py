@@ -6,10 +6,11 @@ in a session, from the live socket. Pages are looked up here only to answer 404 
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,27 +21,33 @@ from app.event.service import get_visible_event
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 PAGES = FRONTEND / "pages"
+PARTS = PAGES / "parts"
 
 router = APIRouter(include_in_schema=False)
 
 
-def _page(name: str, status_code: int = 200) -> FileResponse:
+@cache
+def _html(name: str) -> str:
+    """A page with its shared parts filled in (`{{head}}`, `{{exit}}` from `pages/parts/`), so
+    every attendee page carries the one exit control and the same head."""
+    text = (PAGES / f"{name}.html").read_text()
+    for part in PARTS.glob("*.html"):
+        text = text.replace(f"{{{{{part.stem}}}}}", part.read_text().rstrip("\n"))
+    return text
+
+
+def _page(name: str, status_code: int = 200) -> HTMLResponse:
     # no-store: after "Exit this page", going back should not show the page from the cache.
-    return FileResponse(
-        PAGES / f"{name}.html",
-        status_code=status_code,
-        media_type="text/html; charset=utf-8",
-        headers={"Cache-Control": "no-store"},
-    )
+    return HTMLResponse(_html(name), status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/")
-async def events_page() -> FileResponse:
+async def events_page() -> HTMLResponse:
     return _page("index")
 
 
 @router.get("/e/{slug}")
-async def event_page(slug: str, db: DbSession, principal: MaybePrincipal) -> FileResponse:
+async def event_page(slug: str, db: DbSession, principal: MaybePrincipal) -> HTMLResponse:
     try:
         await get_visible_event(db, event_id=slug, principal=principal)
     except NotFound:
@@ -51,7 +58,7 @@ async def event_page(slug: str, db: DbSession, principal: MaybePrincipal) -> Fil
 @router.get("/e/{slug}/sessions/{session_id}")
 async def session_page(
     slug: str, session_id: str, db: DbSession, principal: MaybePrincipal
-) -> FileResponse:
+) -> HTMLResponse:
     try:
         event = await get_visible_event(db, event_id=slug, principal=principal)
         session = await get_session(db, session_id=session_id)
@@ -63,7 +70,7 @@ async def session_page(
 
 
 @router.get("/organiser")
-async def organiser_page() -> FileResponse:
+async def organiser_page() -> HTMLResponse:
     return _page("organiser")
 
 
