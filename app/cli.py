@@ -16,7 +16,7 @@ from app.settings import Settings
 
 
 async def _load_demo(settings: Settings) -> list[str]:
-    from app.demo import demo_invite_links, demo_password, load_demo
+    from app.demo import ORGANISER_EMAIL, demo_invite_links, demo_password, load_demo
 
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -26,8 +26,6 @@ async def _load_demo(settings: Settings) -> list[str]:
     finally:
         await engine.dispose()
     base = settings.base_url.rstrip("/")
-    from app.demo import ORGANISER_EMAIL
-
     lines = [
         f"  Event:              {base}/e/{event.slug}",
         f"  API documentation:  {base}/docs",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,8 +25,6 @@ from chat.gateway import open_gateway
 from chat.router import router as live_router
 from chat.stage import media_sender
 from streaming.server import MediaServer
-
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 
 
 def error_body(code: str, message: str, fields: list[dict[str, str]] | None = None) -> dict:

@@ -64,23 +64,31 @@ def _aware(value: datetime | str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-@live.action(ChatSend, rate="chat")
-async def send_message(ctx: Context, action: ChatSend) -> dict[str, object]:
-    await ensure_may_post(ctx)
-    await check_slow_mode(ctx)
-    held = not ctx.staff and matches_word_filter(action.text, ctx.event.word_filter)
+async def _store(ctx: Context, kind: str, text: str, status: str) -> Message:
+    """A message by the socket's person, added and flushed so it has its id."""
     message = Message(
         session_id=ctx.session.id,
         author_id=ctx.person_id,
         author_name=ctx.conn.name,
         author_role=ctx.conn.role.value,
-        kind="chat",
-        text=action.text,
-        status=MessageStatus.held if held else MessageStatus.visible,
+        kind=kind,
+        text=text,
+        status=status,
         created_at=utcnow(),
     )
     ctx.db.add(message)
     await ctx.db.flush()
+    return message
+
+
+@live.action(ChatSend, rate="chat")
+async def send_message(ctx: Context, action: ChatSend) -> dict[str, object]:
+    await ensure_may_post(ctx)
+    await check_slow_mode(ctx)
+    held = not ctx.staff and matches_word_filter(action.text, ctx.event.word_filter)
+    message = await _store(
+        ctx, "chat", action.text, MessageStatus.held if held else MessageStatus.visible
+    )
     view = message_view(message)
     if held:
         await ctx.record(MessageHeld(message=view), audience=STAFF, subject_id=message.id)
@@ -91,17 +99,7 @@ async def send_message(ctx: Context, action: ChatSend) -> dict[str, object]:
 
 @live.action(AnnouncementPost, permission=Permission.moderate)
 async def post_announcement(ctx: Context, action: AnnouncementPost) -> dict[str, object]:
-    message = Message(
-        session_id=ctx.session.id,
-        author_id=ctx.person_id,
-        author_name=ctx.conn.name,
-        author_role=ctx.conn.role.value,
-        kind="announcement",
-        text=action.text,
-        created_at=utcnow(),
-    )
-    ctx.db.add(message)
-    await ctx.db.flush()
+    message = await _store(ctx, "announcement", action.text, MessageStatus.visible)
     ctx.audit_target = message.id
     view = message_view(message)
     await ctx.record(AnnouncementPosted(message=view), audience=ALL, subject_id=message.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.agenda.service import get_session
@@ -125,7 +125,7 @@ async def invite_page(token: str, db: DbSession, settings: AppSettings) -> HTMLR
 
 
 @router.post("/invite/{token}", include_in_schema=False)
-async def invite_continue(token: str, request: Request, db: DbSession, settings: AppSettings):
+async def invite_continue(token: str, db: DbSession, settings: AppSettings):
     try:
         invite, person = await service.accept_invite(db, key=settings.signing_key, token=token)
     except DomainError as error:
