@@ -146,18 +146,24 @@ class SessionRecorder:
                 self._pending_audio.append((frame.data, elapsed, frame.timestamp))
                 del self._pending_audio[:-150]
                 return
-            if self._audio_stream is None:
-                self._open_streams(None)
+            self._open_streams(None)
         pts = self._audio.pts(frame.timestamp, elapsed)
         self._mux(self._audio_stream, frame.data, pts, AUDIO_TIME_BASE, True)
 
     def _open_streams(self, video_size: tuple[int, int] | None) -> None:
+        """Fix the file's streams: video if it starts on a keyframe, and always audio.
+
+        Both, even while the speaker's audio is muted: a stream added after the first packet is
+        written makes FFmpeg refuse its packets and abort the whole process when the file is
+        closed, so audio unmuted later must find its stream already there.
+        """
         assert self._container is not None
+        if self._video_stream is not None or self._audio_stream is not None:
+            return
         if video_size is not None:
             width, height = video_size
             self._video_stream = self._container.add_mux_stream("vp8", width=width, height=height)
-        if self._audio.source is not None or video_size is None:
-            self._audio_stream = self._container.add_mux_stream("opus", rate=48000)
+        self._audio_stream = self._container.add_mux_stream("opus", rate=48000)
         pending, self._pending_audio = self._pending_audio, []
         for data, elapsed, timestamp in pending:
             if self._audio_stream is not None:

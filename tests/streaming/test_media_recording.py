@@ -74,3 +74,26 @@ async def test_video_unmuted_after_an_audio_only_start_keeps_the_file_audio_only
     with av.open(str(file)) as container:
         assert [stream.codec_context.name for stream in container.streams] == ["opus"]
         assert container.duration is not None and container.duration / av.time_base > 1.5
+
+
+async def test_audio_unmuted_after_a_video_only_start_is_recorded(conference: Conference) -> None:
+    """The stage goes live with the speaker's audio muted and their first keyframe fixes the
+    file's streams; the chair then unmutes the audio. The file has an audio stream from the start,
+    so the unmuted audio is recorded (adding the stream then aborted the server process when the
+    file was closed)."""
+    await conference.publish("s1", "speaker")
+    await conference.server.set_muted(
+        session_id="s1", person_id="speaker", kind="audio", muted=True
+    )
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    await asyncio.sleep(1.5)  # the first keyframe arrives while the audio is muted
+    await conference.server.set_muted(
+        session_id="s1", person_id="speaker", kind="audio", muted=False
+    )
+    await asyncio.sleep(1.5)
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
+    (file,) = conference.server.recordings("s1")
+    with av.open(str(file)) as container:
+        assert sorted(s.codec_context.name for s in container.streams) == ["opus", "vp8"]
+        audio_packets = sum(1 for p in container.demux(audio=0) if p.size)
+    assert audio_packets >= 40  # about a second of 20 ms Opus frames after the unmute
