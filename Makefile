@@ -1,7 +1,9 @@
 # Dais: `make run` serves the demo conference; `make test` runs the whole suite.
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Reinstalled (and the C fan-out rebuilt) whenever the packaging or the C source changes.
+BUILD_INPUTS := pyproject.toml setup.py streaming/_fanout.c
+STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
 .PHONY: run test install services chromium
 
@@ -13,7 +15,7 @@ test: install services chromium
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(BUILD_INPUTS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -117,8 +117,16 @@ def instrument_fanout() -> dict[str, Any]:
     return stats
 
 
-def server_process(port_queue: Any, loop: str = "uvloop") -> None:
-    """The media server, on uvloop by default: what uvicorn runs the app on in production."""
+def server_process(port_queue: Any, loop: str = "uvloop", path: str = "c") -> None:
+    """The media server, on uvloop by default: what uvicorn runs the app on in production.
+
+    `path` "python" keeps every viewer on the forwarder's Python path, as a server built without
+    a C compiler runs (for a side-by-side comparison with the C fan-out).
+    """
+    if path == "python":
+        from streaming import forwarder
+
+        forwarder._fanout = None  # type: ignore[assignment]
     if loop == "uvloop":
         import uvloop
 
@@ -225,6 +233,12 @@ async def _serve(port_queue: Any) -> None:
                 "forwarded": forwarded_packets(),
                 "ingested": sum(
                     track.packets_received
+                    for peer in server._peers.values()
+                    if isinstance(peer, PublishingPeer)
+                    for track in peer.tracks.values()
+                ),
+                "native_slots": sum(
+                    track.native_slot_count
                     for peer in server._peers.values()
                     if isinstance(peer, PublishingPeer)
                     for track in peer.tracks.values()
@@ -514,6 +528,7 @@ async def measure(control: SignalClient, seconds: float) -> dict[str, float]:
         "packets_per_s": (last["forwarded"] - first["forwarded"]) / elapsed,
         "ingest_per_s": (last["ingested"] - first["ingested"]) / elapsed,
         "fanout_cores": (last["fanout_cpu"] - first["fanout_cpu"]) / elapsed,
+        "native_slots": last["native_slots"],
         "fanout_delays": last["fanout_delays"],
         "since": time.monotonic() - seconds,
         "until": time.monotonic(),
@@ -603,6 +618,7 @@ async def run_phase(
         "audio_pps_median": statistics.median(r["audio_pps"] for r in reports) if reports else 0,
         "packets_per_s": loaded["packets_per_s"],
         "fanout_cores": loaded["fanout_cores"],
+        "native_slots": loaded["native_slots"],
         "fanout_delays": sorted(loaded["fanout_delays"]),
         "latency_p50_ms": 1000 * latencies[len(latencies) // 2] if latencies else None,
         "latency_p95_ms": 1000 * latencies[int(len(latencies) * 0.95)] if latencies else None,
@@ -614,7 +630,9 @@ async def run_phase(
 async def orchestrate(args: argparse.Namespace) -> int:
     ctx = multiprocessing.get_context("spawn")
     port_queue = ctx.Queue()
-    server = ctx.Process(target=server_process, args=(port_queue, args.loop), daemon=True)
+    server = ctx.Process(
+        target=server_process, args=(port_queue, args.loop, args.path), daemon=True
+    )
     server.start()
     port = port_queue.get(timeout=30)
     control = await SignalClient.connect(port)
@@ -628,7 +646,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
     await control.request("set_live")
     await asyncio.sleep(2.0)
 
-    print(f"server event loop: {args.loop}", flush=True)
+    print(f"server event loop: {args.loop}; fan-out: {args.path}", flush=True)
     print(
         f"forwarding: {args.subscribers} subscribers in {args.processes} processes, "
         f"{args.duration:.0f} s",
@@ -698,6 +716,10 @@ async def orchestrate(args: argparse.Namespace) -> int:
                 f"{(phase['loaded_cores'] - phase['baseline_cores']) / max(pps, 1) * 1e6:.1f}"
                 " us of server CPU per forwarded packet"
             )
+            print(
+                f"  viewer slots on the C fan-out: {phase['native_slots']} "
+                f"(of {2 * phase['subscribers']}: video and audio per subscriber)"
+            )
             delays = phase["fanout_delays"]
             print(
                 f"  of which the forwarding loop itself: {phase['fanout_cores']:.3f} cores = "
@@ -723,13 +745,21 @@ async def orchestrate(args: argparse.Namespace) -> int:
                     print("    " + line.strip()[:150])
     micro = micro_forwarding()
     print(
-        f"\n[fan-out loop alone, this process, 100 slots] {micro['full']:.1f} us CPU per "
+        f"\n[fan-out alone, this process, 100 slots, Python path] {micro['full']:.1f} us CPU per "
         f"forwarded packet = {micro['python_only']:.1f} Python (header rewrite, checks, copies "
         f"in and out of SRTP's buffer) + {micro['without_send'] - micro['python_only']:.1f} SRTP "
         "(libsrtp) + "
         f"{micro['full'] - micro['without_send']:.1f} sendto and draining on loopback "
         f"-> {1e6 / (micro['full'] * 168):.0f} subscribers per core at 168 packets/s each"
     )
+    if "native" in micro:
+        print(
+            f"[fan-out alone, same slots on the C fan-out] {micro['native']:.1f} us CPU per "
+            f"forwarded packet ({micro['full'] / micro['native']:.1f}x less than the Python path)"
+            f" -> {1e6 / (micro['native'] * 168):.0f} subscribers per core at 168 packets/s each"
+        )
+    else:
+        print("[fan-out alone, C fan-out] not built: the server ran the Python path")
     forward_per_core = forward["full_rate_per_core"]
     naive_per_core = naive["full_rate_per_core"]
     print(
@@ -741,14 +771,14 @@ async def orchestrate(args: argparse.Namespace) -> int:
 
 
 def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
-    """CPU per forwarded packet of the fan-out loop alone, in this process, step by step.
+    """CPU per forwarded packet of the fan-out alone, in this process, step by step.
 
     Real ViewerSlots and SRTP sessions (AES-256-GCM, as aiortc negotiates) on stand-in aiortc
-    objects, through the forwarder's own `fan_out`, sending to one loopback socket: the cost of
-    the Python part (header rewrite, checks, copying in and out of SRTP's buffer), then + libsrtp,
-    then + the sendto syscall (on loopback the kernel's receive side is charged to the sender
-    too). Every slot has mid "1" (as aiortc numbers a viewer's m-lines), so one template per
-    packet serves them all, as in the server.
+    objects, sending to one loopback socket. The Python path (`fan_out`): the cost of the Python
+    part (header rewrite, checks, copying in and out of SRTP's buffer), then + libsrtp, then + the
+    sendto syscall (on loopback the kernel's receive side is charged to the sender too). Then the
+    same slots on the C fan-out (`NativeViewers`), as the server runs them once steady. Every slot
+    has mid "1" (as aiortc numbers a viewer's m-lines), so one template per packet serves them all.
     """
     import socket
     from types import SimpleNamespace as Fake
@@ -761,6 +791,7 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
         ABS_SEND_TIME_URI,
         MID_URI,
         ForwardedPacket,
+        NativeViewers,
         ViewerSlot,
         fan_out,
     )
@@ -770,10 +801,14 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
     receiver.setblocking(False)
     sender_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender_socket.setblocking(False)
+    transport = Fake(_sock=sender_socket, get_extra_info=lambda name: sender_socket)
 
     vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 
     class Source:
+        def __init__(self, native: NativeViewers | None) -> None:
+            self.native = native
+
         def codec(self, payload_type: int) -> Any:
             return vp8
 
@@ -781,41 +816,46 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
 
         def request_keyframe(self) -> None: ...
 
-    slots = []
-    for index in range(count):
-        pair = Fake(
-            protocol=Fake(transport=Fake(_sock=sender_socket)), remote_addr=receiver.getsockname()
-        )
-        session = Session(
-            policy=Policy(
-                key=os.urandom(44),
-                ssrc_type=Policy.SSRC_ANY_OUTBOUND,
-                srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+        def join_native(self, slot: Any, target: Any) -> bool:
+            return self.native is not None and self.native.join(slot, target)
+
+    def make_slots(source: Source) -> list[Any]:
+        slots = []
+        for index in range(count):
+            pair = Fake(protocol=Fake(transport=transport), remote_addr=receiver.getsockname())
+            session = Session(
+                policy=Policy(
+                    key=os.urandom(44),
+                    ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                    srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+                )
             )
-        )
-        dtls = Fake(
-            _state=State.CONNECTED,
-            _transport=Fake(_connection=Fake(_nominated={1: pair})),
-            _tx_srtp=session,
-        )
-        transceiver = Fake(
-            kind="video",
-            mid="1",  # as aiortc numbers every viewer's m-lines: one extension layout
-            direction="sendonly",
-            sender=Fake(_ssrc=index, _track_id="", _stream_id="", _RTCRtpSender__transport=dtls),
-            _codecs=[vp8],
-            _headerExtensions=[Fake(uri=MID_URI, id=1), Fake(uri=ABS_SEND_TIME_URI, id=3)],
-        )
-        slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
-        slot.reserve(("speaker", "camera"), "track", "stream")
-        slot.set_source(Source())  # type: ignore[arg-type]
-        slot.mark_negotiated()
-        slots.append(slot)
+            dtls = Fake(
+                _state=State.CONNECTED,
+                _transport=Fake(_connection=Fake(_nominated={1: pair})),
+                _tx_srtp=session,
+            )
+            transceiver = Fake(
+                kind="video",
+                mid="1",  # as aiortc numbers every viewer's m-lines: one extension layout
+                direction="sendonly",
+                sender=Fake(
+                    _ssrc=index, _track_id="", _stream_id="", _RTCRtpSender__transport=dtls
+                ),
+                _codecs=[vp8],
+                _headerExtensions=[Fake(uri=MID_URI, id=1), Fake(uri=ABS_SEND_TIME_URI, id=3)],
+            )
+            slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
+            slot.reserve(("speaker", "camera"), "track", "stream")
+            slot.set_source(source)  # type: ignore[arg-type]
+            slot.mark_negotiated()
+            slots.append(slot)
+        return slots
 
     payload = os.urandom(1100)
     sequence = 0
 
-    def run() -> float:
+    def run(slots: list[Any], native: NativeViewers | None = None) -> float:
         nonlocal sequence
         start = time.process_time()
         for _ in range(packets):
@@ -827,11 +867,15 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
                 payload,
                 b"\x01\x02\x03",
                 None,
-                sequence == 0,
+                True,
                 0,
             )
             sequence += 1
-            fan_out(slots, packet)
+            if native is not None and native.slots:
+                native.send(packet)
+            python_path = [s for s in slots if not s.native]
+            if python_path:
+                fan_out(python_path, packet)
             while True:  # keep the receiving socket drained (not timed separately)
                 try:
                     receiver.recv(2048)
@@ -839,14 +883,22 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
                     break
         return (time.process_time() - start) / (packets * count) * 1e6
 
-    full = run()
+    native = NativeViewers.create()
+    results: dict[str, float] = {}
+    if native is not None:
+        steady = make_slots(Source(native))
+        run(steady[:0] + steady, native)  # the first packet takes each slot onto the C fan-out
+        assert len(native.slots) == count, "the slots did not join the C fan-out"
+        results["native"] = run(steady, native)
+    slots = make_slots(Source(None))
+    results["full"] = run(slots)
     for slot in slots:
         slot._output._sendto = lambda data, address: None
-    without_send = run()
+    results["without_send"] = run(slots)
     for slot in slots:
         slot._output._srtp_protect = lambda context, cdata, length: 0  # copies, does not encrypt
-    python_only = run()
-    return {"full": full, "without_send": without_send, "python_only": python_only}
+    results["python_only"] = run(slots)
+    return results
 
 
 def main() -> int:
@@ -858,6 +910,12 @@ def main() -> int:
     parser.add_argument("--naive-duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--profile", type=float, default=4.0)
+    parser.add_argument(
+        "--path",
+        choices=("c", "python"),
+        default="c",
+        help="the server's fan-out: the C extension (default) or the Python path only",
+    )
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),

@@ -33,7 +33,7 @@ import logging
 import re
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import aioice.ice
 import pylibsrtp
@@ -64,9 +64,14 @@ __all__ = [
     "negotiated_extensions",
     "note_sent",
     "sendable",
+    "srtp_protect_address",
 ]
 
 _CONNECTED = State.CONNECTED
+CONNECTED = _CONNECTED  # what the C fan-out compares a DTLS transport's state with
+
+# libsrtp 2's srtp_protect, as pylibsrtp's binding declares it; the C fan-out calls it by address.
+_SRTP_PROTECT_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
 
 
 class AiortcInternalsChanged(RuntimeError):
@@ -289,6 +294,32 @@ def sendable(sender: RTCRtpSender) -> bool:
     return dtls._state is _CONNECTED
 
 
+def srtp_protect_address() -> int | None:
+    """The address of libsrtp's `srtp_protect` inside pylibsrtp, for the C fan-out; None when
+    pylibsrtp's binding no longer declares it with libsrtp 2's signature (the C fan-out is then
+    not used: calling it with the wrong arguments would crash)."""
+    try:
+        function = _srtp_ffi.addressof(_srtp_lib, "srtp_protect")
+    except (AttributeError, TypeError):
+        return None
+    if _srtp_ffi.getctype(_srtp_ffi.typeof(function)) != _SRTP_PROTECT_SIGNATURE:
+        return None
+    return int(_srtp_ffi.cast("uintptr_t", function))
+
+
+class NativeTarget(NamedTuple):
+    """What the C fan-out needs to send to one viewer, and what it checks is still current."""
+
+    dtls: Any
+    nominated: dict[int, Any]
+    pair: Any
+    session: pylibsrtp.Session
+    context: int  # srtp_t
+    fd: int
+    host: str
+    port: int
+
+
 class RtpOutput:
     """The fast path from the forwarder to one viewer's socket, for one sender.
 
@@ -320,6 +351,8 @@ class RtpOutput:
         "_context",
         "_limit",
         "_srtp_protect",
+        "_transport",
+        "generation",
     )
 
     def __init__(self, sender: RTCRtpSender) -> None:
@@ -336,6 +369,8 @@ class RtpOutput:
         self._context: Any = None
         self._limit = 0
         self._srtp_protect = _srtp_lib.srtp_protect
+        self._transport: Any = None
+        self.generation = 0  # counts refreshes: what native_target() returns may have changed
 
     def send(self, data: bytes) -> bool:
         """Protect `data` and send it now (the path for single packets, e.g. retransmissions)."""
@@ -412,7 +447,34 @@ class RtpOutput:
         self._nominated = nominated
         self._pair = pair
         self._dtls = dtls
+        self._transport = transport
+        self.generation += 1
         return True
+
+    def native_target(self) -> NativeTarget | None:
+        """Where the C fan-out may send for this sender, as of the last refresh; None if it cannot
+        (not connected, pylibsrtp's internals unavailable, a socket without a descriptor, or an
+        address that is not numeric)."""
+        if self._dtls is None or self._context is None or self._transport is None:
+            return None
+        sock = self._transport.get_extra_info("socket")
+        try:
+            fd = sock.fileno() if sock is not None else -1
+        except (OSError, ValueError):
+            fd = -1
+        address = self._address
+        if fd < 0 or not isinstance(address, tuple) or len(address) < 2:
+            return None
+        return NativeTarget(
+            dtls=self._dtls,
+            nominated=self._nominated,
+            pair=self._pair,
+            session=self._session,  # type: ignore[arg-type]
+            context=int(_srtp_ffi.cast("uintptr_t", self._context)),
+            fd=fd,
+            host=str(address[0]),
+            port=int(address[1]),
+        )
 
 
 def _no_sendto(data: bytes, address: Any) -> None:

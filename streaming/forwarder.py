@@ -5,6 +5,15 @@ sendonly transceiver on a viewer's peer connection. A slot is bound to one publi
 time and rewrites each packet's SSRC, payload type, sequence number and timestamp so that, seen
 from the viewer, its stream stays continuous when the slot switches tracks (a speaker reconnects,
 or a slot is reused for another speaker). Video slots start on a keyframe and ask for one.
+
+Two paths send a packet to a slot. Every slot starts on the Python path (`ViewerSlot.forward`),
+which makes every decision: payload type, first keyframe, sequence/timestamp offsets, whether the
+transport is up. Once a slot has sent a packet that way and its transport can be written from C,
+the track hands it to its `Fanout` (streaming/_fanout.c), which from then on rewrites, protects and
+sends that slot's copy of each packet with no Python work per viewer. Anything that changes the
+slot's decisions (its source, its negotiation, the source's payload type, its transport) takes it
+back to the Python path, which promotes it again when it is steady. Without the C extension (no C
+compiler at install) every slot stays on the Python path, which sends the same bytes.
 """
 
 from __future__ import annotations
@@ -15,12 +24,18 @@ import random
 import time
 from collections.abc import Callable
 from struct import Struct
+from typing import Any
 
 from aiortc import RTCRtpReceiver
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from . import aiortc_hooks as hooks
 from .payloads import keyframe_detector
+
+try:
+    from . import _fanout
+except ImportError:  # built without a C compiler: the Python path does the same, more slowly
+    _fanout = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +172,8 @@ class PublishedTrack:
         self._last_keyframe_request = -KEYFRAME_REQUEST_INTERVAL
         self._pending_request: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        self._native = NativeViewers.create()  # the slots sent to from C (None: no C fan-out)
+        self._last_arrival = 0.0
         hooks.hook_receiver(self.receiver, self._on_packet, self._on_frame)
 
     # -- ingest: called synchronously from aiortc's receive loop for every packet -----------------
@@ -190,13 +207,25 @@ class PublishedTrack:
             ntp_now(),
         )
         self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
-        fan_out(self._slots, forwarded)
+        self._last_arrival = forwarded.arrival
+        native = self._native
+        if native is not None and native.slots:
+            dropped = native.send(forwarded)
+            if dropped is not None:  # their transport changed or closed: back to the Python path
+                for slot, counters in dropped:
+                    slot.left_native(counters, self._last_arrival)
+                    if slot.source is self:
+                        self.add_slot(slot)
+        if self._slots:
+            fan_out(self._slots, forwarded)
 
     def _on_frame(self, frame: hooks.JitterFrame) -> None:
         for listener in self._frame_listeners:
             listener(self, frame)
 
     def _learn_codec(self, payload_type: int) -> None:
+        # Every slot picks its payload type for the new codec on the Python path.
+        self._all_leave_native()
         codec = hooks.codec_for_payload_type(self.transceiver, payload_type)
         self._payload_type = payload_type
         self.codec_name = codec.name if codec else None
@@ -219,12 +248,45 @@ class PublishedTrack:
             self._slots = [*self._slots, slot]
 
     def remove_slot(self, slot: ViewerSlot) -> None:
+        if slot.native:
+            self.leave_native(slot)
         if slot in self._slots:
             self._slots = [s for s in self._slots if s is not slot]
 
     @property
     def slot_count(self) -> int:
-        return len(self._slots)
+        return len(self._slots) + self.native_slot_count
+
+    @property
+    def native_slot_count(self) -> int:
+        return len(self._native.slots) if self._native is not None else 0
+
+    # -- the C fan-out ----------------------------------------------------------------------------
+
+    def join_native(self, slot: ViewerSlot, target: hooks.NativeTarget) -> bool:
+        """Send to `slot` from C from the next packet on (it left the Python path steady)."""
+        if self._native is None or slot not in self._slots or not self._native.join(slot, target):
+            return False
+        self._slots = [s for s in self._slots if s is not slot]
+        return True
+
+    def leave_native(self, slot: ViewerSlot) -> None:
+        """Take `slot` off the C fan-out (it stays a slot of this track only if re-added)."""
+        if self._native is not None:
+            counters = self._native.leave(slot)
+            if counters is not None:
+                slot.left_native(counters, self._last_arrival)
+
+    def native_counters(self, slot: ViewerSlot) -> tuple[int, int, int, int] | None:
+        return self._native.counters(slot) if self._native is not None else None
+
+    def _all_leave_native(self) -> None:
+        if self._native is None or not self._native.slots:
+            return
+        for slot, counters in self._native.clear():
+            slot.left_native(counters, self._last_arrival)
+            if slot.source is self:
+                self.add_slot(slot)
 
     def add_frame_listener(self, listener: FrameListener) -> None:
         if listener not in self._frame_listeners:
@@ -263,6 +325,7 @@ class PublishedTrack:
         if self._pending_request is not None:
             self._pending_request.cancel()
             self._pending_request = None
+        self._all_leave_native()
         for slot in self._slots:
             slot.source_closed(self)
         self._slots = []
@@ -290,6 +353,95 @@ def fan_out(slots: list[ViewerSlot], packet: ForwardedPacket) -> None:
             logger.exception("sending to a viewer failed")
 
 
+class NativeViewers:
+    """The slots of one track that its C fan-out (streaming/_fanout.c) sends to.
+
+    Keeps the list of those slots, and the extension layouts their templates follow (by index: a
+    slot's target names its layout by position in the templates each packet passes to C).
+    """
+
+    def __init__(self, fanout: Any) -> None:
+        self._fanout = fanout
+        self.slots: list[ViewerSlot] = []
+        self._layouts: list[tuple[int, tuple[bytes, bytes, bytes]]] = []
+
+    @classmethod
+    def create(cls) -> NativeViewers | None:
+        """None when the C extension was not built or libsrtp's entry point is not as expected."""
+        if _fanout is None:
+            return None
+        address = hooks.srtp_protect_address()
+        if address is None:
+            return None
+        return cls(_fanout.Fanout(address, hooks.CONNECTED))
+
+    def join(self, slot: ViewerSlot, target: hooks.NativeTarget) -> bool:
+        layout_ids = [layout_id for layout_id, _ in self._layouts]
+        if slot._layout_id not in layout_ids:
+            layout_ids.append(slot._layout_id)
+            self._layouts.append((slot._layout_id, slot._layout))
+        index = layout_ids.index(slot._layout_id)
+        packets, octets, last_seq, last_ts = slot.counters()
+        joined = self._fanout.add(
+            slot,
+            slot.sender,
+            target.dtls,
+            target.nominated,
+            target.pair,
+            target.session,
+            target.context,
+            target.fd,
+            target.host,
+            target.port,
+            slot.ssrc,
+            slot._out_pt,
+            slot._seq_offset,
+            slot._ts_offset,
+            index,
+            packets,
+            octets,
+            last_seq,
+            last_ts,
+        )
+        if joined:
+            self.slots = [*self.slots, slot]
+            slot.native = True
+        return bool(joined)
+
+    def leave(self, slot: ViewerSlot) -> tuple[int, int, int, int] | None:
+        """Stop sending to `slot` from C; its counters (None if it was not sent to from C)."""
+        counters = self._fanout.remove(slot)
+        if counters is not None:
+            self.slots = [s for s in self.slots if s is not slot]
+        return counters
+
+    def counters(self, slot: ViewerSlot) -> tuple[int, int, int, int] | None:
+        return self._fanout.counters(slot)  # type: ignore[no-any-return]
+
+    def clear(self) -> list[tuple[ViewerSlot, tuple[int, int, int, int]]]:
+        self.slots = []
+        return self._fanout.clear()  # type: ignore[no-any-return]
+
+    def send(
+        self, packet: ForwardedPacket
+    ) -> list[tuple[ViewerSlot, tuple[int, int, int, int]]] | None:
+        """Send `packet` to every slot; the slots dropped (transport changed or closed), if any."""
+        templates = packet.templates
+        layouts = []
+        for layout_id, layout in self._layouts:
+            template = templates.get(layout_id)
+            if template is None:
+                template = templates[layout_id] = build_template(packet, layout)
+            layouts.append(template)
+        dropped = self._fanout.send(
+            packet.sequence_number, packet.timestamp, packet.ntp_time, packet.size, layouts
+        )
+        if dropped is not None:
+            gone = {id(slot) for slot, _ in dropped}
+            self.slots = [s for s in self.slots if id(s) not in gone]
+        return dropped  # type: ignore[no-any-return]
+
+
 def _log_task_error(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.warning("keyframe request failed: %r", task.exception())
@@ -307,9 +459,12 @@ class ViewerSlot:
         "_layout",
         "_layout_id",
         "_level_prefix",
+        "_native_generation",
         "_mid_element",
+        "_octets_sent",
         "_out_pt",
         "_output",
+        "_packets_sent",
         "_seq_offset",
         "_source_pt",
         "_ts_offset",
@@ -317,9 +472,8 @@ class ViewerSlot:
         "clock_rate",
         "key",
         "kind",
+        "native",
         "negotiated",
-        "octets_sent",
-        "packets_sent",
         "sender",
         "source",
         "ssrc",
@@ -339,8 +493,10 @@ class ViewerSlot:
         self.negotiated = False  # the viewer has answered an offer with this slot sendonly
         self.source: PublishedTrack | None = None
         self.wanted_source: PublishedTrack | None = None
-        self.packets_sent = 0
-        self.octets_sent = 0
+        self.native = False  # sent to from its source's C fan-out, not by forward()
+        self._native_generation = -1  # the RtpOutput refresh last tried for the C fan-out
+        self._packets_sent = 0
+        self._octets_sent = 0
         self._waiting_for_start = True
         self._seq_offset = 0
         self._ts_offset = 0
@@ -380,6 +536,9 @@ class ViewerSlot:
         """The viewer answered: learn its payload types and extension ids, start forwarding."""
         if self.key is None:
             return
+        if self.native and self.source is not None:  # its layout or payload type may change
+            self.source.leave_native(self)
+            self.source.add_slot(self)
         extensions = hooks.negotiated_extensions(self.transceiver)
         mid = (self.transceiver.mid or "").encode()
         mid_id = extensions.get(MID_URI)
@@ -415,6 +574,43 @@ class ViewerSlot:
             # Not yet connected: connected() asks instead, so the keyframe is not spent unseen.
             if hooks.sendable(self.sender):
                 source.request_keyframe()
+
+    # -- counters (kept in C while the slot is on its source's C fan-out) ----------------------
+
+    @property
+    def packets_sent(self) -> int:
+        return self.counters()[0]
+
+    @property
+    def octets_sent(self) -> int:
+        return self.counters()[1]
+
+    def counters(self) -> tuple[int, int, int, int]:
+        """Packets and payload octets sent, and the last sequence number and timestamp sent."""
+        if self.native and self.source is not None:
+            counters = self.source.native_counters(self)
+            if counters is not None:
+                return counters
+        return self._packets_sent, self._octets_sent, self._last_seq or 0, self._last_ts
+
+    def left_native(self, counters: tuple[int, int, int, int], last_arrival: float) -> None:
+        """Back on the Python path, continuing from what C sent."""
+        self.native = False
+        self._native_generation = -1
+        packets, self._octets_sent, last_seq, self._last_ts = counters
+        if packets:
+            self._packets_sent = packets
+            self._last_seq = last_seq
+            self._last_sent = last_arrival
+
+    def _try_native(self) -> None:
+        self._native_generation = self._output.generation
+        source = self.source
+        if source is None:
+            return
+        target = self._output.native_target()
+        if target is not None:
+            source.join_native(self, target)
 
     def source_closed(self, source: PublishedTrack) -> None:
         if self.source is source:
@@ -459,15 +655,20 @@ class ViewerSlot:
                 return
         elif not self._output.protect_into(data, batch):
             return
-        packets_sent = self.packets_sent = self.packets_sent + 1
-        self.octets_sent += packet.size
+        packets_sent = self._packets_sent = self._packets_sent + 1
+        self._octets_sent += packet.size
         self._last_seq = sequence_number
         self._last_ts = timestamp
         self._last_sent = packet.arrival
         # For Sender Reports (an NTP/RTP timestamp pair from one packet, and the counters): on the
         # first packet and every 32nd; a report a second is all aiortc sends.
         if packets_sent & 31 == 1:
-            hooks.note_sent(self.sender, packet.ntp_time, timestamp, packets_sent, self.octets_sent)
+            hooks.note_sent(
+                self.sender, packet.ntp_time, timestamp, packets_sent, self._octets_sent
+            )
+        # Steady, and a transport C can write: the C fan-out takes this slot from the next packet.
+        if self._native_generation != self._output.generation and batch is not None:
+            self._try_native()
 
     def _send(self, packet: ForwardedPacket) -> None:
         """Send `packet` again, as it was (a retransmission: no counters change)."""

@@ -1,13 +1,17 @@
-"""The forwarder's per-packet fast path: what a viewer receives is the publisher's packet with only
-the expected header fields rewritten, on asyncio's loop and on uvloop (production's), and the
-cached socket / SRTP session follow the viewer's transport when it changes."""
+"""The forwarder's per-packet fast paths: what a viewer receives is the publisher's packet with only
+the expected header fields rewritten, from the C fan-out and from the Python path, on asyncio's
+loop and on uvloop (production's); the two paths send the same bytes; and the cached socket /
+SRTP session follow the viewer's transport when it changes."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import pathlib
 import socket
+import sys
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,8 +21,8 @@ from aiortc.rtcdtlstransport import State
 from media_clients import Conference, Viewer, eventually
 from pylibsrtp import Policy, Session
 
-from streaming import aiortc_hooks
-from streaming.forwarder import ForwardedPacket, ViewerSlot, fan_out
+from streaming import aiortc_hooks, forwarder
+from streaming.forwarder import ForwardedPacket, NativeViewers, ViewerSlot, fan_out
 from streaming.peers import ViewingPeer
 
 
@@ -39,7 +43,7 @@ def tap(viewer: Viewer, mid: str) -> list[Any]:
 
 
 async def check_viewers_get_the_payload_with_only_the_header_rewritten(
-    conference: Conference, *, bypasses_transport: bool
+    conference: Conference, *, bypasses_transport: bool, native: bool
 ) -> None:
     await conference.publish("s1", "speaker")
     await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
@@ -59,6 +63,7 @@ async def check_viewers_get_the_payload_with_only_the_header_rewritten(
         for kind, (mid, received) in taps.items():
             (slot,) = [s for s in peer.slots if s.source is not None and s.kind == kind]
             track = slot.source
+            assert slot.native is native  # steady slots are sent to from C when it is built
             client_pt = {
                 c.payloadType
                 for t in viewer.pc.getTransceivers()
@@ -98,15 +103,23 @@ def viewer_person(conference: Conference, viewer: Viewer) -> str:
     return connection.removeprefix("conn-")
 
 
+@pytest.fixture(params=["c", "python"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each story runs on the C fan-out and again on the Python path (as without a C compiler)."""
+    if request.param == "python":
+        monkeypatch.setattr(forwarder, "_fanout", None)
+    return str(request.param)
+
+
 async def test_viewers_get_the_payload_with_only_the_header_rewritten(
-    conference: Conference,
+    conference: Conference, path: str
 ) -> None:
     await check_viewers_get_the_payload_with_only_the_header_rewritten(
-        conference, bypasses_transport=True
+        conference, bypasses_transport=True, native=path == "c"
     )
 
 
-def test_the_same_on_uvloop(tmp_path: pathlib.Path) -> None:
+def test_the_same_on_uvloop(tmp_path: pathlib.Path, path: str) -> None:
     """Production runs on uvloop (uvicorn's default): its UDP transport has no `_sock`."""
 
     async def main() -> None:
@@ -114,13 +127,21 @@ def test_the_same_on_uvloop(tmp_path: pathlib.Path) -> None:
         conference = Conference(tmp_path / "recordings")
         try:
             await check_viewers_get_the_payload_with_only_the_header_rewritten(
-                conference, bypasses_transport=False
+                conference, bypasses_transport=False, native=path == "c"
             )
         finally:
             await conference.close()
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
+
+
+def test_the_c_fan_out_is_built() -> None:
+    """`make test` installs with a C compiler, so the C fan-out must be there (setup.py builds it
+    optionally: without one, Dais runs on the Python path)."""
+    assert forwarder._fanout is not None, "streaming/_fanout.c was not built"
+    assert aiortc_hooks.srtp_protect_address() is not None
+    assert NativeViewers.create() is not None
 
 
 def test_the_internals_the_fast_path_uses_fail_loudly_when_they_move(monkeypatch: Any) -> None:
@@ -263,3 +284,201 @@ def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
         assert data[12:16] == b"\xbe\xde\x00\x02"
         assert data[16:24] == b"\x32\x0a\x0b\x0c" + b"\x10" + mid + b"\x00\x00"
         assert data[24:] == payload
+
+
+# --- the C fan-out against stand-ins: the same bytes as the Python path, and its safety checks ---
+
+
+class StandInSource:
+    """What a ViewerSlot needs of its PublishedTrack."""
+
+    def __init__(self, native: NativeViewers | None) -> None:
+        self.native = native
+
+    def codec(self, payload_type: int) -> Any:
+        return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
+
+    def add_slot(self, slot: Any) -> None: ...
+
+    def remove_slot(self, slot: Any) -> None: ...
+
+    def request_keyframe(self) -> None: ...
+
+    def join_native(self, slot: Any, target: Any) -> bool:
+        return self.native is not None and self.native.join(slot, target)
+
+    def native_counters(self, slot: Any) -> Any:
+        return self.native.counters(slot) if self.native is not None else None
+
+
+def stand_in_slot(
+    source: StandInSource, tx: Session, out_socket: socket.socket, to: Any, ssrc: int
+) -> tuple[ViewerSlot, SimpleNamespace, dict[int, Any]]:
+    """A steady viewer slot over stand-ins for aiortc's sender, DTLS and ICE objects."""
+    transport = SimpleNamespace(_sock=out_socket, get_extra_info=lambda name: out_socket)
+    nominated = {1: SimpleNamespace(protocol=SimpleNamespace(transport=transport), remote_addr=to)}
+    dtls = SimpleNamespace(
+        _state=State.CONNECTED,
+        _transport=SimpleNamespace(_connection=SimpleNamespace(_nominated=nominated)),
+        _tx_srtp=tx,
+    )
+    transceiver = SimpleNamespace(
+        kind="video",
+        mid="2",
+        direction="sendonly",
+        sender=SimpleNamespace(
+            _ssrc=ssrc, _track_id="", _stream_id="", _RTCRtpSender__transport=dtls
+        ),
+        _codecs=[SimpleNamespace(mimeType="video/VP8", clockRate=90000, payloadType=100)],
+        _headerExtensions=[
+            SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1),
+            SimpleNamespace(uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", id=3),
+        ],
+    )
+    slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
+    slot.reserve(("speaker", "camera"), "t", "s")
+    slot.set_source(source)  # type: ignore[arg-type]
+    slot.mark_negotiated()
+    return slot, dtls, nominated
+
+
+def packet_number(n: int, payload: bytes) -> ForwardedPacket:
+    return ForwardedPacket(
+        (65530 + n) & 0xFFFF, (n * 3000) & 0xFFFFFFFF, n & 1, 96, payload, b"\x01\x02\x03",
+        None, True, 1000 + n,
+    )  # fmt: skip
+
+
+def forward(packet: ForwardedPacket, slots: list[ViewerSlot], native: NativeViewers) -> Any:
+    """What PublishedTrack does with a packet: the C fan-out, then the Python path."""
+    dropped = native.send(packet) if native.slots else None
+    python_path = [s for s in slots if not s.native]
+    if python_path:
+        fan_out(python_path, packet)
+    return dropped
+
+
+def test_the_c_fan_out_sends_the_bytes_the_python_path_sends(monkeypatch: Any) -> None:
+    """Two viewers with the same SRTP key and SSRC, one on each path, receive identical packets
+    (SRTP is deterministic for a key, SSRC and index): the C path's header rewrite, extension
+    layout, sequence wrap and encryption are the Python path's, byte for byte."""
+    monkeypatch.setattr(forwarder.random, "randrange", lambda a, b: 4242)  # the same offsets
+    key = os.urandom(44)
+    profile = Policy.SRTP_PROFILE_AEAD_AES_256_GCM
+
+    def tx() -> Session:
+        return Session(
+            policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
+        )
+
+    out_socket, to_c, to_python = udp_socket(), udp_socket(), udp_socket()
+    native = NativeViewers.create()
+    assert native is not None
+    c_slot, _, _ = stand_in_slot(StandInSource(native), tx(), out_socket, to_c.getsockname(), 7)
+    py_slot, _, _ = stand_in_slot(StandInSource(None), tx(), out_socket, to_python.getsockname(), 7)
+    try:
+        payloads = [os.urandom(size) for size in (40, 700, 1100, 1300)]
+        for n in range(12):  # crosses the sequence number wrap at 65535
+            forward(packet_number(n, payloads[n % 4]), [c_slot, py_slot], native)
+            assert to_c.recv(2048) == to_python.recv(2048)
+            assert c_slot.native and not py_slot.native  # C from the second packet on
+        assert native.slots == [c_slot]
+        assert c_slot.counters() == py_slot.counters()
+        assert c_slot.packets_sent == 12 and c_slot.octets_sent == sum(
+            len(payloads[n % 4]) for n in range(12)
+        )
+        # Sender Reports: both paths leave the same figures on the sender (1st packet, 33rd, ...).
+        for name in ("packet_count", "octet_count", "rtp_timestamp", "ntp_timestamp"):
+            attribute = f"_RTCRtpSender__{name}"
+            assert getattr(c_slot.sender, attribute) == getattr(py_slot.sender, attribute)
+        assert c_slot.sender._RTCRtpSender__packet_count == 1
+        # Too long for SRTP's buffer: dropped on both paths, not raised.
+        forward(packet_number(12, os.urandom(1400)), [c_slot, py_slot], native)
+        to_c.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            to_c.recv(2048)
+    finally:
+        for sock in (out_socket, to_c, to_python):
+            sock.close()
+
+
+def test_the_c_fan_out_hands_back_a_viewer_whose_transport_changes() -> None:
+    """The checks made before every send: the DTLS transport leaves CONNECTED (the socket may be
+    about to close), the nominated pair changes, or the sender gets a new transport. The viewer
+    goes back to the Python path with its counters, and joins again once steady."""
+    tx, rx = srtp_pair()
+    out_socket, to = udp_socket(), udp_socket()
+    native = NativeViewers.create()
+    assert native is not None
+    source = StandInSource(native)
+    slot, dtls, nominated = stand_in_slot(source, tx, out_socket, to.getsockname(), 9)
+    payload = os.urandom(200)
+    try:
+        forward(packet_number(0, payload), [slot], native)  # Python path, then joins
+        forward(packet_number(1, payload), [slot], native)  # C
+        assert slot.native and slot.packets_sent == 2
+        assert [rx.unprotect(to.recv(2048))[12 + 12 :] for _ in range(2)] == [payload] * 2
+
+        dtls._state = State.CLOSED
+        dropped = forward(packet_number(2, payload), [slot], native)
+        assert dropped == [(slot, (2, 400, (65530 + 1 + slot._seq_offset) & 0xFFFF, ANY_TS))]
+        assert not native.slots
+        slot.left_native(dropped[0][1], 0.0)  # as PublishedTrack does
+        assert not slot.native and slot.packets_sent == 2
+        forward(packet_number(3, payload), [slot], native)  # not connected: nothing sent
+        dtls._state = State.CONNECTED
+        forward(packet_number(4, payload), [slot], native)  # sent by Python, joins again
+        assert slot.native and slot.packets_sent == 3
+
+        nominated[1] = SimpleNamespace(protocol=nominated[1].protocol, remote_addr=("::1", 9))
+        dropped = forward(packet_number(5, payload), [slot], native)
+        assert dropped is not None and dropped[0][0] is slot
+        slot.left_native(dropped[0][1], 0.0)
+
+        slot.sender._RTCRtpSender__transport = SimpleNamespace()
+        nominated[1].remote_addr = to.getsockname()
+        assert native.leave(slot) is None  # not on the C fan-out any more
+    finally:
+        out_socket.close()
+        to.close()
+
+
+class _AnyTimestamp:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int)
+
+
+ANY_TS: Any = _AnyTimestamp()
+
+
+def test_the_c_fan_out_holds_no_reference_past_its_life() -> None:
+    """Targets are released on leave and clear; a fan-out in a reference cycle is collected."""
+    if forwarder._fanout is None:
+        pytest.skip("the C fan-out is not built")
+    tx, _ = srtp_pair()
+    out_socket, to = udp_socket(), udp_socket()
+    try:
+        native = NativeViewers.create()
+        assert native is not None
+        source = StandInSource(native)
+        slot, _, _ = stand_in_slot(source, tx, out_socket, to.getsockname(), 3)
+        forward(packet_number(0, b"x" * 10), [slot], native)
+        assert slot.native
+        before = sys.getrefcount(slot)
+        for _ in range(100):
+            counters = native.leave(slot)
+            assert counters is not None
+            slot.left_native(counters, 0.0)
+            assert native.join(slot, slot._output.native_target())  # type: ignore[arg-type]
+        assert sys.getrefcount(slot) == before
+        assert [s for s, _ in native.clear()] == [slot] and not native.slots
+
+        forward(packet_number(1, b"x" * 10), [slot], native)
+        assert slot.native  # slot -> source -> native -> C target -> slot: a cycle
+        watched = weakref.ref(native)
+        del native, source, slot
+        gc.collect()
+        assert watched() is None
+    finally:
+        out_socket.close()
+        to.close()
