@@ -6,14 +6,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     DAIS_DATA_DIR=/var/lib/dais
 WORKDIR /opt/dais
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY app ./app
 COPY chat ./chat
 COPY streaming ./streaming
 COPY migrations ./migrations
 COPY frontend ./frontend
-# Editable, so the frontend and migrations are read from this folder.
-RUN pip install --no-cache-dir -e . \
+# Editable, so the frontend and migrations are read from this folder. gcc builds the media
+# forwarder's C fan-out (streaming/_fanout.c) and is removed again afterwards.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir -e . \
+ && python -c "import streaming._fanout" \
+ && apt-get purge -y --auto-remove gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/dais --create-home dais
 
 USER dais

@@ -109,6 +109,18 @@ static void remove_at(Fanout *self, Py_ssize_t i) {
     self->count--;
 }
 
+/* Append (slot, counters) of target i to `list`, then remove the target. */
+static int hand_back(Fanout *self, Py_ssize_t i, PyObject *list) {
+    Target *t = &self->targets[i];
+    PyObject *item = Py_BuildValue("(ON)", t->slot, target_counters(t));
+    if (item == NULL) return -1;
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    if (failed) return -1;
+    remove_at(self, i);
+    return 0;
+}
+
 static int parse_address(const char *host, int port, Target *t) {
     memset(&t->address, 0, sizeof(t->address));
     struct sockaddr_in *v4 = (struct sockaddr_in *)&t->address;
@@ -288,15 +300,10 @@ static PyObject *Fanout_clear(Fanout *self, PyObject *unused) {
     PyObject *result = PyList_New(0);
     if (result == NULL) return NULL;
     while (self->count > 0) {
-        Target *t = &self->targets[self->count - 1];
-        PyObject *item = Py_BuildValue("(ON)", t->slot, target_counters(t));
-        if (item == NULL || PyList_Append(result, item) < 0) {
-            Py_XDECREF(item);
+        if (hand_back(self, self->count - 1, result) < 0) {
             Py_DECREF(result);
             return NULL;
         }
-        Py_DECREF(item);
-        remove_at(self, self->count - 1);
     }
     return result;
 }
@@ -451,16 +458,10 @@ static PyObject *Fanout_send(Fanout *self, PyObject *const *args, Py_ssize_t nar
     PyObject *result = PyList_New(0);
     if (result == NULL) return NULL;
     for (Py_ssize_t i = self->count - 1; i >= 0; i--) {
-        Target *t = &self->targets[i];
-        if (!t->dropped) continue;
-        PyObject *item = Py_BuildValue("(ON)", t->slot, target_counters(t));
-        if (item == NULL || PyList_Append(result, item) < 0) {
-            Py_XDECREF(item);
+        if (self->targets[i].dropped && hand_back(self, i, result) < 0) {
             Py_DECREF(result);
             return NULL;
         }
-        Py_DECREF(item);
-        remove_at(self, i);
     }
     return result;
 }

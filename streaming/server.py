@@ -24,6 +24,7 @@ from .errors import (
     TOO_MANY_PEERS,
     MediaError,
 )
+from .forwarder import NativeViewers
 from .peers import Peer, PublishingPeer, ViewingPeer
 from .recorder import recording_pattern
 from .stage import Stage, now
@@ -50,6 +51,12 @@ class MediaServer:
         on_recording: OnRecording | None = None,
     ) -> None:
         hooks.check_internals()  # refuse to start on an aiortc whose internals moved
+        if NativeViewers.create() is None:
+            logger.warning(
+                "media: the C fan-out (streaming/_fanout.c) is not available (built without a C "
+                "compiler, or pylibsrtp's srtp_protect changed); viewers are served by the Python "
+                "path, at about twice the CPU per viewer"
+            )
         self._configuration = RTCConfiguration(
             iceServers=[
                 RTCIceServer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import time
 
 import av
@@ -53,24 +54,27 @@ async def test_each_live_period_is_its_own_file(conference: Conference) -> None:
     assert conference.server.recordings("s10") == []
 
 
+async def live_with_one_kind_muted_then_unmuted(conference: Conference, kind: str) -> pathlib.Path:
+    """The speaker goes live with `kind` muted; 1.5 s later the chair unmutes it; 1.5 s later the
+    stage goes off. The one file that run recorded."""
+    await conference.publish("s1", "speaker")
+    await conference.server.set_muted(session_id="s1", person_id="speaker", kind=kind, muted=True)
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    await asyncio.sleep(1.5)  # the file's streams are fixed by then
+    await conference.server.set_muted(session_id="s1", person_id="speaker", kind=kind, muted=False)
+    await asyncio.sleep(1.5)
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
+    (file,) = conference.server.recordings("s1")
+    return file
+
+
 async def test_video_unmuted_after_an_audio_only_start_keeps_the_file_audio_only(
     conference: Conference,
 ) -> None:
     """The stage goes live with the speaker's video muted, then the chair unmutes it: the file's
     streams are fixed once written, so the run stays audio-only (adding a stream then made FFmpeg
     refuse every packet and could take the server process down when the file was closed)."""
-    await conference.publish("s1", "speaker")
-    await conference.server.set_muted(
-        session_id="s1", person_id="speaker", kind="video", muted=True
-    )
-    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
-    await asyncio.sleep(1.0)
-    await conference.server.set_muted(
-        session_id="s1", person_id="speaker", kind="video", muted=False
-    )
-    await asyncio.sleep(1.5)
-    await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
-    (file,) = conference.server.recordings("s1")
+    file = await live_with_one_kind_muted_then_unmuted(conference, "video")
     with av.open(str(file)) as container:
         assert [stream.codec_context.name for stream in container.streams] == ["opus"]
         assert container.duration is not None and container.duration / av.time_base > 1.5
@@ -81,18 +85,7 @@ async def test_audio_unmuted_after_a_video_only_start_is_recorded(conference: Co
     file's streams; the chair then unmutes the audio. The file has an audio stream from the start,
     so the unmuted audio is recorded (adding the stream then aborted the server process when the
     file was closed)."""
-    await conference.publish("s1", "speaker")
-    await conference.server.set_muted(
-        session_id="s1", person_id="speaker", kind="audio", muted=True
-    )
-    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
-    await asyncio.sleep(1.5)  # the first keyframe arrives while the audio is muted
-    await conference.server.set_muted(
-        session_id="s1", person_id="speaker", kind="audio", muted=False
-    )
-    await asyncio.sleep(1.5)
-    await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
-    (file,) = conference.server.recordings("s1")
+    file = await live_with_one_kind_muted_then_unmuted(conference, "audio")
     with av.open(str(file)) as container:
         assert sorted(s.codec_context.name for s in container.streams) == ["opus", "vp8"]
         audio_packets = sum(1 for p in container.demux(audio=0) if p.size)
