@@ -2,10 +2,21 @@
 
 Nothing is decoded or encoded: aiortc's jitter buffer (on the publisher's receiver) reassembles RTP
 packets into encoded frames, and each frame becomes one `av.Packet` in a stream created with
-`add_mux_stream` (no codec context at all). What is recorded: the featured speaker's camera (VP8) and
-microphone (Opus) -- the first speaker who went live and is still live; when they leave the stage
-the next live speaker is featured. Timestamps follow the wall clock from the moment the stage went
-live, so a speaker's reconnect shows as a gap and the file lasts as long as the stage was live.
+`add_mux_stream` (no codec context at all).
+
+What is recorded: every live speaker's camera (VP8), microphone (Opus) and screen share (VP8), each
+its own stream, the first live speaker's first (so a player that plays one video and one audio
+stream, as browsers do, plays the featured speaker). Muted tracks, and speakers taken off the
+stage, leave gaps in their streams. Timestamps follow the wall clock from the start of the file,
+so a speaker's reconnect shows as a gap.
+
+A file's streams are fixed when its first packet is written (FFmpeg's Matroska muxer cannot add
+one later: it refuses the packets and can abort the process on close). So one file is one *part*:
+it waits up to `STREAMS_DEADLINE` for a keyframe of every camera it records (a video stream
+needs the picture size and must start on a keyframe), then fixes its streams; when a track it has
+no stream for must be recorded (another speaker goes live, a screen share starts, a camera muted
+at the start is unmuted) the stage closes the part and starts the next. Audio streams are made
+for every microphone, muted or not, so unmuting one never needs a new part.
 """
 
 from __future__ import annotations
@@ -38,12 +49,23 @@ def recording_pattern(session_id: str) -> re.Pattern[str]:
     return re.compile(re.escape(safe_session_name(session_id)) + r"-\d{8}T\d{6}Z(-\d+)?\.mkv")
 
 
-class _Feed:
-    """Maps one recorded track's RTP timestamps onto the file's timeline."""
+RecordKey = tuple[str, str]  # (person id, label: "camera", "mic" or "screen")
 
-    def __init__(self, time_base: Fraction) -> None:
-        self.clock_rate = time_base.denominator
+STREAMS_DEADLINE = 2.0  # seconds a part waits for its cameras' first keyframes
+MAX_PENDING = 1000  # frames kept meanwhile
+
+
+class _Feed:
+    """One recorded track: where its frames come from, its stream, and its timeline mapping."""
+
+    def __init__(self, key: RecordKey) -> None:
+        self.key = key
+        self.kind = "audio" if key[1] == "mic" else "video"
+        self.time_base = AUDIO_TIME_BASE if self.kind == "audio" else VIDEO_TIME_BASE
+        self.clock_rate = self.time_base.denominator
         self.source: PublishedTrack | None = None
+        self.stream: av.stream.Stream | None = None
+        self.size: tuple[int, int] | None = None  # video: from its first keyframe
         self.base_pts = 0
         self.base_ts: int | None = None
         self.last_pts = -1
@@ -51,6 +73,10 @@ class _Feed:
     def switch(self, source: PublishedTrack | None) -> None:
         self.source = source
         self.base_ts = None
+
+    def recordable(self, source: PublishedTrack) -> bool:
+        """Opus, and VP8 video (a codec not known yet counts as VP8 until its first packet)."""
+        return self.kind == "audio" or (source.codec_name or "VP8").lower() == "vp8"
 
     def pts(self, timestamp: int, elapsed: float) -> int:
         if self.base_ts is None:
@@ -64,7 +90,7 @@ class _Feed:
 
 
 class SessionRecorder:
-    """One recording run: a file from the moment a session's stage goes live until it is not."""
+    """One part of a recording run: a file of the stage from when it starts until it is closed."""
 
     def __init__(self, *, session_id: str, directory: pathlib.Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -78,107 +104,120 @@ class SessionRecorder:
             counter += 1
         self.path = path
         self._started = time.monotonic()
-        self._container: av.container.OutputContainer | None = None
-        self._video_stream: av.stream.Stream | None = None
-        self._audio_stream: av.stream.Stream | None = None
-        self._video = _Feed(VIDEO_TIME_BASE)
-        self._audio = _Feed(AUDIO_TIME_BASE)
-        self._want_video = False
-        self._pending_audio: list[tuple[bytes, float, int]] = []
+        self._feeds: dict[RecordKey, _Feed] = {}  # in stream order: the featured speaker first
+        self._by_source: dict[PublishedTrack, _Feed] = {}
+        self._fixed = False  # streams made (the first packet is written with them)
+        self._pending: list[tuple[_Feed, bytes, float, int, bool]] = []
         self.closed = False
-        # Opened now so the file exists for the whole run, even before the first keyframe.
-        self._container = av.open(str(path), "w", format="matroska")
+        # Opened now so the file exists for the whole part, even before the first keyframe.
+        self._container: av.container.OutputContainer | None = av.open(
+            str(path), "w", format="matroska"
+        )
 
     @property
-    def featured(self) -> tuple[PublishedTrack | None, PublishedTrack | None]:
-        return self._video.source, self._audio.source
+    def streams(self) -> list[RecordKey]:
+        """The tracks this part has a stream for, in order (empty until its streams are fixed)."""
+        return [key for key, feed in self._feeds.items() if feed.stream is not None]
 
-    def feature(self, video: PublishedTrack | None, audio: PublishedTrack | None) -> None:
-        """Record these tracks from now on (either may be None)."""
+    def can_record(self, wanted: dict[RecordKey, PublishedTrack | None]) -> bool:
+        """Whether this part has, or can still make, a stream for every track to record now."""
+        if not self._fixed:
+            return True
+        for key, source in wanted.items():
+            feed = self._feeds.get(key)
+            if source is None or (feed is not None and feed.stream is not None):
+                continue
+            if (feed or _Feed(key)).recordable(source):
+                return False
+        return True
+
+    def record(self, wanted: dict[RecordKey, PublishedTrack | None]) -> None:
+        """Record these tracks from now on, in this order (None: muted or reconnecting)."""
         if self.closed:
             return
-        if video is not None and (video.codec_name or "VP8").lower() != "vp8":
-            video = None  # only VP8 is recorded; see docs/media.md
-        for feed, source in ((self._video, video), (self._audio, audio)):
-            if feed.source is source:
-                continue
-            if feed.source is not None:
-                feed.source.remove_frame_listener(self._on_frame)
-            feed.switch(source)
-            if source is not None:
-                source.add_frame_listener(self._on_frame)
-        if video is not None:
-            self._want_video = True
-            video.request_keyframe()
+        for key, source in wanted.items():
+            feed = self._feeds.get(key)
+            if feed is None:
+                if self._fixed:
+                    continue  # no stream for it in this part (can_record() allowed that)
+                feed = self._feeds[key] = _Feed(key)
+            self._attach(feed, source)
+        for key, feed in self._feeds.items():
+            if key not in wanted:
+                self._attach(feed, None)
+
+    def _attach(self, feed: _Feed, source: PublishedTrack | None) -> None:
+        if feed.source is source:
+            return
+        if feed.source is not None:
+            feed.source.remove_frame_listener(self._on_frame)
+            self._by_source.pop(feed.source, None)
+        feed.switch(source)
+        if source is not None:
+            self._by_source[source] = feed
+            source.add_frame_listener(self._on_frame)
+            if feed.kind == "video":
+                source.request_keyframe()
 
     def _on_frame(self, source: PublishedTrack, frame: hooks.JitterFrame) -> None:
-        if self.closed:
+        feed = self._by_source.get(source)
+        if self.closed or feed is None or not feed.recordable(source):
             return
         elapsed = time.monotonic() - self._started
-        if source is self._video.source:
-            self._on_video(source, frame, elapsed)
-        elif source is self._audio.source:
-            self._on_audio(frame, elapsed)
-
-    def _on_video(self, source: PublishedTrack, frame: hooks.JitterFrame, elapsed: float) -> None:
-        if (source.codec_name or "").lower() != "vp8":
+        keyframe = True
+        if feed.kind == "video":
+            if (source.codec_name or "").lower() != "vp8":
+                return
+            keyframe = vp8_frame_is_keyframe(frame.data)
+            if feed.size is None:
+                size = vp8_frame_size(frame.data) if keyframe else None
+                if size is None:
+                    return  # a video stream starts on a keyframe, which gives its size
+                feed.size = size
+        if self._fixed:
+            self._write(feed, frame.data, elapsed, frame.timestamp, keyframe)
             return
-        keyframe = vp8_frame_is_keyframe(frame.data)
-        if self._video_stream is None:
-            if self._audio_stream is not None:
-                # The file started audio-only (video muted when the stage went live): its streams
-                # are fixed once written; adding one now makes FFmpeg fail every packet and can
-                # crash the process on close. This run stays audio-only.
-                return
-            size = vp8_frame_size(frame.data) if keyframe else None
-            if size is None:
-                return  # a file must start on a keyframe
-            self._open_streams(size)
-        if self._video.base_ts is None and not keyframe:
-            return  # after a switch of speaker, wait for their keyframe
-        pts = self._video.pts(frame.timestamp, elapsed)
-        self._mux(self._video_stream, frame.data, pts, VIDEO_TIME_BASE, keyframe)
+        self._pending.append((feed, frame.data, elapsed, frame.timestamp, keyframe))
+        del self._pending[:-MAX_PENDING]
+        if elapsed >= STREAMS_DEADLINE or not any(
+            f.kind == "video" and f.size is None and f.source is not None and f.recordable(f.source)
+            for f in self._feeds.values()
+        ):
+            self._fix_streams()
 
-    def _on_audio(self, frame: hooks.JitterFrame, elapsed: float) -> None:
-        if self._audio_stream is None:
-            if self._want_video and self._video_stream is None:
-                # Keep a little audio until the first keyframe defines the file's streams.
-                self._pending_audio.append((frame.data, elapsed, frame.timestamp))
-                del self._pending_audio[:-150]
-                return
-            self._open_streams(None)
-        pts = self._audio.pts(frame.timestamp, elapsed)
-        self._mux(self._audio_stream, frame.data, pts, AUDIO_TIME_BASE, True)
-
-    def _open_streams(self, video_size: tuple[int, int] | None) -> None:
-        """Fix the file's streams: video if it starts on a keyframe, and always audio.
-
-        Both, even while the speaker's audio is muted: a stream added after the first packet is
-        written makes FFmpeg refuse its packets and abort the whole process when the file is
-        closed, so audio unmuted later must find its stream already there.
-        """
+    def _fix_streams(self) -> None:
+        """Make the streams: every camera or screen that has shown a keyframe, every microphone."""
         assert self._container is not None
-        if self._video_stream is not None or self._audio_stream is not None:
+        self._fixed = True
+        for feed in self._feeds.values():
+            if feed.kind == "audio":
+                feed.stream = self._container.add_mux_stream("opus", rate=48000)
+            elif feed.size is not None:
+                width, height = feed.size
+                feed.stream = self._container.add_mux_stream("vp8", width=width, height=height)
+        pending, self._pending = self._pending, []
+        for item in pending:
+            self._write(*item)
+
+    def _write(
+        self, feed: _Feed, data: bytes, elapsed: float, timestamp: int, keyframe: bool
+    ) -> None:
+        if feed.stream is None:
             return
-        if video_size is not None:
-            width, height = video_size
-            self._video_stream = self._container.add_mux_stream("vp8", width=width, height=height)
-        self._audio_stream = self._container.add_mux_stream("opus", rate=48000)
-        pending, self._pending_audio = self._pending_audio, []
-        for data, elapsed, timestamp in pending:
-            if self._audio_stream is not None:
-                pts = self._audio.pts(timestamp, elapsed)
-                self._mux(self._audio_stream, data, pts, AUDIO_TIME_BASE, True)
+        if feed.kind == "video" and feed.base_ts is None and not keyframe:
+            return  # after a switch (a reconnect), wait for the next keyframe
+        pts = feed.pts(timestamp, elapsed)
+        self._mux(feed.stream, data, pts, feed.time_base, keyframe)
 
     def _mux(
         self,
-        stream: av.stream.Stream | None,
+        stream: av.stream.Stream,
         data: bytes,
         pts: int,
         time_base: Fraction,
         keyframe: bool,
     ) -> None:
-        if stream is None or self._container is None or not data:
+        if self._container is None or not data:
             return
         packet = av.Packet(data)
         packet.stream = stream
@@ -191,23 +230,18 @@ class SessionRecorder:
             logger.warning("recording %s: dropped a packet: %s", self.path.name, exc)
 
     def close(self) -> None:
-        """Finish the file; a run that never received a frame leaves no file behind."""
+        """Finish the file; a part that never received a frame leaves no file behind."""
         if self.closed:
             return
         self.closed = True
-        for feed in (self._video, self._audio):
-            if feed.source is not None:
-                feed.source.remove_frame_listener(self._on_frame)
-            feed.switch(None)
-        container, self._container = self._container, None
-        if container is None:
+        for feed in self._feeds.values():
+            self._attach(feed, None)
+        if self._container is None:
             return
-        wrote = self._video_stream is not None or self._audio_stream is not None
-        if not wrote and self._pending_audio:
-            self._container = container
-            self._open_streams(None)
-            self._container = None
-            wrote = True
+        if not self._fixed and self._pending:
+            self._fix_streams()
+        container, self._container = self._container, None
+        wrote = self._fixed
         try:
             container.close()
         except (av.FFmpegError, ValueError, OSError) as exc:

@@ -25,6 +25,8 @@ def utcnow() -> datetime:
 
 logger = logging.getLogger(__name__)
 
+RECORDED_LABELS = ("camera", "mic", "screen")  # a speaker's tracks, in their file's stream order
+
 
 @dataclass
 class Publisher:
@@ -107,11 +109,21 @@ class Stage:
     # -- recording -----------------------------------------------------------------------------
 
     def update_recording(self) -> None:
-        """Start a run when the stage goes live, end it when nobody is live, pick who is recorded."""
+        """Start a run when the stage goes live, end it when nobody is live, and record every live
+        speaker's camera, mic and screen share (the first live speaker's first). When the current
+        file cannot take a track that must now be recorded, it is finished and the next begins."""
         live = sorted((p for p in self.publishers.values() if p.live), key=lambda p: p.live_since)
         if not live:
             self.finish_recording()
             return
+        wanted: dict[tuple[str, str], PublishedTrack | None] = {}
+        for publisher in live:
+            for label in RECORDED_LABELS:
+                if label in publisher.labels:
+                    muted = publisher.muted[label_kind(label)]
+                    wanted[(publisher.person_id, label)] = None if muted else publisher.track(label)
+        if self.recorder is not None and not self.recorder.can_record(wanted):
+            self.finish_recording()
         if self.recorder is None:
             try:
                 self.recorder = SessionRecorder(
@@ -120,13 +132,7 @@ class Stage:
             except Exception:
                 logger.exception("could not start recording session %s", self.session_id)
                 return
-        featured = next((p for p in live if p.peer is not None), None)
-        if featured is None:
-            self.recorder.feature(None, None)
-            return
-        video = None if featured.muted["video"] else featured.track("camera")
-        audio = None if featured.muted["audio"] else featured.track("mic")
-        self.recorder.feature(video, audio)
+        self.recorder.record(wanted)
 
     def finish_recording(self) -> None:
         recorder, self.recorder = self.recorder, None

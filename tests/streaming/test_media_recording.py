@@ -54,9 +54,11 @@ async def test_each_live_period_is_its_own_file(conference: Conference) -> None:
     assert conference.server.recordings("s10") == []
 
 
-async def live_with_one_kind_muted_then_unmuted(conference: Conference, kind: str) -> pathlib.Path:
+async def live_with_one_kind_muted_then_unmuted(
+    conference: Conference, kind: str
+) -> list[pathlib.Path]:
     """The speaker goes live with `kind` muted; 1.5 s later the chair unmutes it; 1.5 s later the
-    stage goes off. The one file that run recorded."""
+    stage goes off. The files that run recorded."""
     await conference.publish("s1", "speaker")
     await conference.server.set_muted(session_id="s1", person_id="speaker", kind=kind, muted=True)
     await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
@@ -64,29 +66,71 @@ async def live_with_one_kind_muted_then_unmuted(conference: Conference, kind: st
     await conference.server.set_muted(session_id="s1", person_id="speaker", kind=kind, muted=False)
     await asyncio.sleep(1.5)
     await conference.server.set_live(session_id="s1", person_id="speaker", live=False)
-    (file,) = conference.server.recordings("s1")
-    return file
+    return conference.server.recordings("s1")
 
 
-async def test_video_unmuted_after_an_audio_only_start_keeps_the_file_audio_only(
+def streams_of(file: pathlib.Path) -> list[str]:
+    with av.open(str(file)) as container:
+        return [stream.codec_context.name for stream in container.streams]
+
+
+def packets_per_stream(file: pathlib.Path) -> list[int]:
+    with av.open(str(file)) as container:
+        counts = [0] * len(container.streams)
+        for packet in container.demux():
+            if packet.size:
+                counts[packet.stream.index] += 1
+    return counts
+
+
+async def test_video_unmuted_after_an_audio_only_start_starts_a_part_with_video(
     conference: Conference,
 ) -> None:
-    """The stage goes live with the speaker's video muted, then the chair unmutes it: the file's
-    streams are fixed once written, so the run stays audio-only (adding a stream then made FFmpeg
-    refuse every packet and could take the server process down when the file was closed)."""
-    file = await live_with_one_kind_muted_then_unmuted(conference, "video")
-    with av.open(str(file)) as container:
-        assert [stream.codec_context.name for stream in container.streams] == ["opus"]
-        assert container.duration is not None and container.duration / av.time_base > 1.5
+    """The stage goes live with the speaker's video muted, so the file's streams are fixed
+    without video; the chair unmutes it. A file's streams cannot change once written (adding one
+    made FFmpeg refuse every packet and could take the process down on close), so that part ends
+    and the next, with the camera, begins."""
+    first, second = await live_with_one_kind_muted_then_unmuted(conference, "video")
+    assert streams_of(first) == ["opus"]
+    assert streams_of(second) == ["vp8", "opus"]
+    video_packets, audio_packets = packets_per_stream(second)
+    assert video_packets >= 25 and audio_packets >= 50
 
 
 async def test_audio_unmuted_after_a_video_only_start_is_recorded(conference: Conference) -> None:
     """The stage goes live with the speaker's audio muted and their first keyframe fixes the
-    file's streams; the chair then unmutes the audio. The file has an audio stream from the start,
-    so the unmuted audio is recorded (adding the stream then aborted the server process when the
-    file was closed)."""
-    file = await live_with_one_kind_muted_then_unmuted(conference, "audio")
-    with av.open(str(file)) as container:
-        assert sorted(s.codec_context.name for s in container.streams) == ["opus", "vp8"]
-        audio_packets = sum(1 for p in container.demux(audio=0) if p.size)
-    assert audio_packets >= 40  # about a second of 20 ms Opus frames after the unmute
+    file's streams; the chair then unmutes the audio. Every microphone gets a stream from the
+    start, so the unmuted audio is recorded in the same file."""
+    (file,) = await live_with_one_kind_muted_then_unmuted(conference, "audio")
+    assert streams_of(file) == ["vp8", "opus"]
+    video_packets, audio_packets = packets_per_stream(file)
+    assert video_packets >= 60 and audio_packets >= 40  # a second of 20 ms frames after unmuting
+
+
+async def test_a_panel_is_recorded_with_every_live_speaker(conference: Conference) -> None:
+    """Two speakers live together: one file with each one's camera and microphone, the first to go
+    live first. A third goes live: that file ends and the next has all three."""
+    for person in ("first", "second", "third"):
+        await conference.publish("s1", person)
+    await conference.server.set_live(session_id="s1", person_id="first", live=True)
+    await conference.server.set_live(session_id="s1", person_id="second", live=True)
+    await asyncio.sleep(2.5)
+    await conference.server.set_live(session_id="s1", person_id="third", live=True)
+    await asyncio.sleep(2.5)
+    await conference.server.end_session("s1")
+
+    # Had the first speaker's keyframe fixed a file's streams before the second went live (the two
+    # set_live calls are not one stage change), that file holds the first speaker alone.
+    *alone, pair, trio = conference.server.recordings("s1")
+    assert [streams_of(file) for file in alone] in ([], [["vp8", "opus"]])
+    assert streams_of(pair) == ["vp8", "opus"] * 2
+    assert streams_of(trio) == ["vp8", "opus"] * 3
+    for file, speakers in ((pair, 2), (trio, 3)):
+        counts = packets_per_stream(file)
+        assert len(counts) == 2 * speakers
+        assert all(n >= 40 for n in counts), counts  # every speaker's picture and voice
+    with av.open(str(trio)) as container:
+        assert all(
+            (s.codec_context.width, s.codec_context.height) == (640, 480)
+            for s in container.streams.video
+        )
