@@ -107,7 +107,9 @@ async def test_stalled_reader_is_dropped_1013_without_delaying_others(
         posted += 1
     assert posted > 8
 
-    # Once it reads again, it finds what had reached it, then the close frame.
+    # Once it reads again, it finds what had reached it, then the close frame. That may be every
+    # announcement: the one that filled its budget can be written (into the kernel's buffers)
+    # before the drop, with the close frame queued behind it.
     received = 0
     try:
         while True:
@@ -115,4 +117,4 @@ async def test_stalled_reader_is_dropped_1013_without_delaying_others(
             received += frame["type"] == "announcement.posted"
     except websockets.ConnectionClosed as closed:
         assert closed.rcvd is not None and closed.rcvd.code == 1013
-    assert received < posted
+    assert received <= posted
