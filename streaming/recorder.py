@@ -7,16 +7,17 @@ packets into encoded frames, and each frame becomes one `av.Packet` in a stream 
 What is recorded: every live speaker's camera (VP8), microphone (Opus) and screen share (VP8), each
 its own stream, the first live speaker's first (so a player that plays one video and one audio
 stream, as browsers do, plays the featured speaker). Muted tracks, and speakers taken off the
-stage, leave gaps in their streams. Timestamps follow the wall clock from the start of the file,
-so a speaker's reconnect shows as a gap.
+stage, leave gaps in their streams (a muted camera is still watched for its picture size, so
+its stream exists when it is unmuted). Timestamps follow the wall clock from the start of the
+file, so a speaker's reconnect shows as a gap.
 
 A file's streams are fixed when its first packet is written (FFmpeg's Matroska muxer cannot add
 one later: it refuses the packets and can abort the process on close). So one file is one *part*:
 it waits up to `STREAMS_DEADLINE` for a keyframe of every camera it records (a video stream
 needs the picture size and must start on a keyframe), then fixes its streams; when a track it has
-no stream for must be recorded (another speaker goes live, a screen share starts, a camera muted
-at the start is unmuted) the stage closes the part and starts the next. Audio streams are made
-for every microphone, muted or not, so unmuting one never needs a new part.
+no stream for must be recorded (another speaker goes live, a screen share starts, a camera whose
+first keyframe came too late) the stage closes the part and starts the next. Audio streams are
+made for every microphone, muted or not, so unmuting one never needs a new part.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class _Feed:
         self.time_base = AUDIO_TIME_BASE if self.kind == "audio" else VIDEO_TIME_BASE
         self.clock_rate = self.time_base.denominator
         self.source: PublishedTrack | None = None
+        self.muted = False  # watched (a camera's size), not written
         self.stream: av.stream.Stream | None = None
         self.size: tuple[int, int] | None = None  # video: from its first keyframe
         self.base_pts = 0
@@ -119,20 +121,29 @@ class SessionRecorder:
         """The tracks this part has a stream for, in order (empty until its streams are fixed)."""
         return [key for key, feed in self._feeds.items() if feed.stream is not None]
 
-    def can_record(self, wanted: dict[RecordKey, PublishedTrack | None]) -> bool:
+    def can_record(
+        self,
+        wanted: dict[RecordKey, PublishedTrack | None],
+        muted: frozenset[RecordKey] = frozenset(),
+    ) -> bool:
         """Whether this part has, or can still make, a stream for every track to record now."""
         if not self._fixed:
             return True
         for key, source in wanted.items():
             feed = self._feeds.get(key)
-            if source is None or (feed is not None and feed.stream is not None):
+            if source is None or key in muted or (feed is not None and feed.stream is not None):
                 continue
             if (feed or _Feed(key)).recordable(source):
                 return False
         return True
 
-    def record(self, wanted: dict[RecordKey, PublishedTrack | None]) -> None:
-        """Record these tracks from now on, in this order (None: muted or reconnecting)."""
+    def record(
+        self,
+        wanted: dict[RecordKey, PublishedTrack | None],
+        muted: frozenset[RecordKey] = frozenset(),
+    ) -> None:
+        """Record these tracks from now on, in this order (None: not connected, reconnecting);
+        `muted` ones are followed but not written."""
         if self.closed:
             return
         for key, source in wanted.items():
@@ -141,18 +152,24 @@ class SessionRecorder:
                 if self._fixed:
                     continue  # no stream for it in this part (can_record() allowed that)
                 feed = self._feeds[key] = _Feed(key)
-            self._attach(feed, source)
+            self._attach(feed, source, key in muted)
         for key, feed in self._feeds.items():
             if key not in wanted:
-                self._attach(feed, None)
+                self._attach(feed, None, False)
 
-    def _attach(self, feed: _Feed, source: PublishedTrack | None) -> None:
+    def _attach(self, feed: _Feed, source: PublishedTrack | None, muted: bool) -> None:
         if feed.source is source:
+            if feed.muted != muted:
+                feed.muted = muted
+                feed.switch(source)  # resumes on the wall clock (video: on its next keyframe)
+                if source is not None and feed.kind == "video" and not muted:
+                    source.request_keyframe()
             return
         if feed.source is not None:
             feed.source.remove_frame_listener(self._on_frame)
             self._by_source.pop(feed.source, None)
         feed.switch(source)
+        feed.muted = muted
         if source is not None:
             self._by_source[source] = feed
             source.add_frame_listener(self._on_frame)
@@ -174,6 +191,8 @@ class SessionRecorder:
                 if size is None:
                     return  # a video stream starts on a keyframe, which gives its size
                 feed.size = size
+        if feed.muted:
+            return
         if self._fixed:
             self._write(feed, frame.data, elapsed, frame.timestamp, keyframe)
             return
@@ -235,7 +254,7 @@ class SessionRecorder:
             return
         self.closed = True
         for feed in self._feeds.values():
-            self._attach(feed, None)
+            self._attach(feed, None, False)
         if self._container is None:
             return
         if not self._fixed and self._pending:

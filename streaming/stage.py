@@ -117,12 +117,15 @@ class Stage:
             self.finish_recording()
             return
         wanted: dict[tuple[str, str], PublishedTrack | None] = {}
+        muted: set[tuple[str, str]] = set()
         for publisher in live:
             for label in RECORDED_LABELS:
                 if label in publisher.labels:
-                    muted = publisher.muted[label_kind(label)]
-                    wanted[(publisher.person_id, label)] = None if muted else publisher.track(label)
-        if self.recorder is not None and not self.recorder.can_record(wanted):
+                    key = (publisher.person_id, label)
+                    wanted[key] = publisher.track(label)
+                    if publisher.muted[label_kind(label)]:
+                        muted.add(key)
+        if self.recorder is not None and not self.recorder.can_record(wanted, frozenset(muted)):
             self.finish_recording()
         if self.recorder is None:
             try:
@@ -132,7 +135,7 @@ class Stage:
             except Exception:
                 logger.exception("could not start recording session %s", self.session_id)
                 return
-        self.recorder.record(wanted)
+        self.recorder.record(wanted, frozenset(muted))
 
     def finish_recording(self) -> None:
         recorder, self.recorder = self.recorder, None

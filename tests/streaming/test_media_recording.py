@@ -83,18 +83,21 @@ def packets_per_stream(file: pathlib.Path) -> list[int]:
     return counts
 
 
-async def test_video_unmuted_after_an_audio_only_start_starts_a_part_with_video(
+async def test_video_unmuted_after_a_muted_start_is_recorded_in_the_same_file(
     conference: Conference,
 ) -> None:
-    """The stage goes live with the speaker's video muted, so the file's streams are fixed
-    without video; the chair unmutes it. A file's streams cannot change once written (adding one
-    made FFmpeg refuse every packet and could take the process down on close), so that part ends
-    and the next, with the camera, begins."""
-    first, second = await live_with_one_kind_muted_then_unmuted(conference, "video")
-    assert streams_of(first) == ["opus"]
-    assert streams_of(second) == ["vp8", "opus"]
-    video_packets, audio_packets = packets_per_stream(second)
-    assert video_packets >= 25 and audio_packets >= 50
+    """The stage goes live with the speaker's video muted; the chair unmutes it. The muted camera
+    is still watched for its picture size, so the file has its video stream from the start
+    (streams cannot be added once written: that made FFmpeg refuse every packet and could take
+    the process down on close) and the picture starts with the first keyframe after unmuting."""
+    (file,) = await live_with_one_kind_muted_then_unmuted(conference, "video")
+    assert streams_of(file) == ["vp8", "opus"]
+    video_packets, audio_packets = packets_per_stream(file)
+    assert video_packets >= 25 and audio_packets >= 100
+    with av.open(str(file)) as container:
+        first_video = next(p for p in container.demux(video=0) if p.size)
+        assert first_video.is_keyframe
+        assert first_video.pts is not None and first_video.pts * first_video.time_base >= 1.2
 
 
 async def test_audio_unmuted_after_a_video_only_start_is_recorded(conference: Conference) -> None:
