@@ -110,3 +110,40 @@ async def test_a_speaker_goes_live_from_the_console_and_attendees_see_the_video_
     await organiser.screenshot(path=artifacts / "organiser-reports.png", full_page=True)
     errors = [line for line in story.console if re.search(r"dais media|pageerror", line)]
     assert errors == [], errors
+
+
+async def test_a_live_speaker_shares_their_screen_and_attendees_see_it_beside_the_camera(
+    contexts: Contexts, dais_server: DaisServer, artifacts: Path
+) -> None:
+    """Chromium's screen capture (getDisplayMedia, accepted by the test browser's fake picker)
+    goes out as a second video track on the speaker's connection; attendees get it by
+    renegotiation, shown first and labelled, and lose it when the speaker stops sharing."""
+    story = await new_story(contexts, dais_server, "Slides and camera")
+    speaker = await story.invited("speaker", "Dr Ada Example", **DESKTOP)
+    chair = await story.invited("chair", "Casey Chair", **DESKTOP)
+    attendee = await story.attendee("Robin", **DESKTOP)
+    await expect(speaker.locator('[data-slot="publish-state"]')).to_contain_text(
+        "reaches Dais", timeout=20_000
+    )
+    tile = chair.locator(".speaker-tile", has_text="Dr Ada Example")
+    await tile.get_by_role("button", name="Put Dr Ada Example live").click()
+    videos = attendee.locator(".stage-tiles video")
+    await expect(videos).to_have_count(1, timeout=20_000)
+
+    await speaker.get_by_role("button", name="Share screen").click()
+    await expect(speaker.get_by_role("button", name="Stop sharing")).to_be_visible()
+    await expect(videos).to_have_count(2, timeout=20_000)
+    screen = attendee.locator(".stage-tiles figure.screen")
+    await expect(screen.locator("figcaption")).to_have_text("Dr Ada Example: screen")
+    width, before, after = await frames_rise(attendee, ".stage-tiles figure.screen video")
+    assert width >= 640 and after > before, (width, before, after)
+    width, before, after = await frames_rise(attendee, ".stage-tiles figure:not(.screen) video")
+    assert width > 0 and after > before, "the camera stopped when the screen came"
+    await expect(tile.locator(".tile-status")).to_contain_text("sharing screen")
+    await attendee.screenshot(path=artifacts / "attendee-screen-share.png")
+
+    await speaker.get_by_role("button", name="Stop sharing").click()
+    await expect(videos).to_have_count(1, timeout=20_000)
+    await expect(screen).to_have_count(0)
+    errors = [line for line in story.console if re.search(r"dais media|pageerror", line)]
+    assert errors == [], errors
