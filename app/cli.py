@@ -41,6 +41,13 @@ def _serve(args: argparse.Namespace) -> None:
     if args.host != "127.0.0.1" or args.port != 8000:
         os.environ.setdefault("DAIS_BASE_URL", f"http://{args.host}:{args.port}")
     settings = Settings()
+    if args.workers > 1 and not settings.bus_url.startswith(("redis://", "rediss://")):
+        # Each worker is a process of its own: chat, Q&A and the stage reach across them only
+        # through Redis; on the in-process bus each would serve a different half of the room.
+        sys.exit(
+            "Dais: --workers above 1 needs DAIS_BUS_URL=redis://host:6379/0 (the processes share "
+            "the room's events and each session's stage through Redis)."
+        )
     upgrade(settings.resolved_database_url)
     print(f"Dais: database ready ({settings.resolved_database_url.split('://')[0]})", flush=True)
     if args.demo:

@@ -23,7 +23,8 @@ from app.recordings.service import recording_store
 from app.settings import Settings
 from chat.gateway import open_gateway
 from chat.router import router as live_router
-from chat.stage import media_sender
+from chat.stage import media_sender, offer_deliverer
+from chat.stage_hosts import open_stage_hosts
 from streaming.server import MediaServer
 
 
@@ -79,10 +80,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 recordings_dir=settings.recordings_dir,
                 max_peers_per_person=settings.media_max_peers_per_person,
                 reconnect_grace=settings.media_reconnect_grace_seconds,
-                send=media_sender(lambda: app.state.live),
+                send=media_sender(lambda: app.state.stages),
                 on_recording=recording_store(app.state.sessionmaker),
             )
             stack.push_async_callback(app.state.media.close)
+            # Which process hosts each session's stage (this one, or another over Redis).
+            app.state.stages = await stack.enter_async_context(
+                open_stage_hosts(
+                    settings.bus_url, app.state.media, offer_deliverer(lambda: app.state.live)
+                )
+            )
             app.state.live = await stack.enter_async_context(
                 open_gateway(
                     settings=settings, sessionmaker=app.state.sessionmaker, state=app.state

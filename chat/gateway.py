@@ -204,7 +204,7 @@ class Gateway:
                 result = JoinResult(
                     seq=seq, resumed=True, you=you, room=service.room_state(room), watching=watching
                 )
-                self._complete(conn, result)
+                await self._complete(conn, result)
                 conn.reply(
                     Ok(id=action.id, result=result.model_dump(mode="json")).model_dump_json()
                 )
@@ -225,14 +225,14 @@ class Gateway:
                 staff=conn.staff,
                 history=self.settings.live_history_messages,
             )
-        self._complete(conn, result)
+        await self._complete(conn, result)
         conn.reply(Ok(id=action.id, result=result.model_dump(mode="json")).model_dump_json())
         conn.release(result.seq)
 
-    def _complete(self, conn: Connection, result: JoinResult) -> None:
+    async def _complete(self, conn: Connection, result: JoinResult) -> None:
         """Let other parts (the stage) add what they hold to the join result, fresh or resumed."""
         for hook in self.join_hooks:
-            hook(self, conn, result)
+            await hook(self, conn, result)
 
 
 async def _purge_periodically(sessionmaker: async_sessionmaker[AsyncSession], every: float) -> None:

@@ -154,7 +154,7 @@ class Handler:
 
 
 # Called as a socket joins, before its join result is sent: may fill fields of the result.
-JoinHook = Callable[["Gateway", Connection, "JoinResult"], None]
+JoinHook = Callable[["Gateway", Connection, "JoinResult"], Awaitable[None]]
 
 
 class LiveRouter:

@@ -4,6 +4,8 @@ and `green_room.changed` (presenters)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chat.bus import Envelope
@@ -25,35 +27,34 @@ from chat.protocol import (
     StageTakeOff,
     StageView,
 )
+from streaming.errors import MediaError
 
 if TYPE_CHECKING:
     from chat.gateway import Gateway
-    from streaming.server import MediaServer
+    from chat.stage_hosts import Deliver, Stage, StageHosts
 
 live = LiveRouter()
+log = logging.getLogger("dais.chat.stage")
 
 # Who may send media that others see and hear. Moderators watch the green room but do not publish.
 PUBLISHERS = frozenset({Role.speaker, Role.chair, Role.organiser})
 
 
-def _media(gateway: Gateway) -> MediaServer:
-    media: MediaServer = gateway.state.media
-    return media
+def _stages(gateway: Gateway) -> StageHosts:
+    stages: StageHosts = gateway.state.stages
+    return stages
 
 
-def stage_views(
-    media: MediaServer, session_id: str, *, ended: bool = False
-) -> tuple[StageView, StageView]:
+def stage_views(described: Stage, *, ended: bool = False) -> tuple[StageView, StageView]:
     """(what attendees see: live presenters only, what presenters see: everyone publishing)."""
-    described = media.stage(session_id)
     presenters = [StagePresenter.model_validate(p) for p in described["publishers"]]
     live_ids = list(described["live"])
     public = StageView(live=live_ids, presenters=[p for p in presenters if p.live], ended=ended)
     return public, StageView(live=live_ids, presenters=presenters, ended=ended)
 
 
-def stage_envelopes(media: MediaServer, session_id: str, *, ended: bool = False) -> list[Envelope]:
-    public, full = stage_views(media, session_id, ended=ended)
+def stage_envelopes(described: Stage, session_id: str, *, ended: bool = False) -> list[Envelope]:
+    public, full = stage_views(described, ended=ended)
     return [
         Envelope("frame", session_id, ALL, None, StageChanged(stage=public).model_dump_json()),
         Envelope(
@@ -62,32 +63,38 @@ def stage_envelopes(media: MediaServer, session_id: str, *, ended: bool = False)
     ]
 
 
-def _announce(ctx: Context, *, ended: bool = False) -> None:
-    ctx.published += stage_envelopes(_media(ctx.gateway), ctx.session.id, ended=ended)
+def _announce(ctx: Context, described: Stage, *, ended: bool = False) -> None:
+    ctx.published += stage_envelopes(described, ctx.session.id, ended=ended)
+
+
+async def _call(ctx: Context, op: str, **args: Any) -> tuple[Any, Stage]:
+    """A media call for this socket's session, run by the process hosting its stage."""
+    return await _stages(ctx.gateway).call(ctx.session.id, op, **args)
 
 
 @live.on_join
-def _join_stage(gateway: Gateway, conn: Connection, result: JoinResult) -> None:
+async def _join_stage(gateway: Gateway, conn: Connection, result: JoinResult) -> None:
     """A socket that joins (or resumes) gets the stage as it is now in its join result; when the
     socket closes, its peer connections close too."""
-    media = getattr(gateway.state, "media", None)
-    if media is None:
+    stages: StageHosts | None = getattr(gateway.state, "stages", None)
+    if stages is None:
         return
-    result.stage, full = stage_views(media, conn.session_id)
+    try:
+        _, described = await stages.call(conn.session_id, "describe")
+    except MediaError as error:  # the stage's host did not answer: join anyway, stage unknown
+        log.warning("joining without the stage: %s", error.code)
+        described = {"publishers": [], "live": []}
+    result.stage, full = stage_views(described)
     if conn.role in PRESENTER_ROLES:
         result.green_room = full
-    conn.on_close(_close_media(gateway, media))
+    conn.on_close(_close_media(gateway, stages))
 
 
-def _close_media(gateway: Gateway, media: MediaServer) -> Any:
+def _close_media(gateway: Gateway, stages: StageHosts) -> Any:
     async def closed(conn: Connection) -> None:
-        held = any(
-            p["connected"] and p["person_id"] == conn.person_id
-            for p in media.stage(conn.session_id)["publishers"]
-        )
-        await media.close_connection(conn.id)
-        if held:
-            for envelope in stage_envelopes(media, conn.session_id):
+        closed = await stages.close_connection(conn.session_id, conn.id)
+        if closed is not None and closed[0]:  # it held a publisher: the stage changed
+            for envelope in stage_envelopes(closed[1], conn.session_id):
                 await gateway.bus.publish(envelope)
 
     return closed
@@ -96,7 +103,9 @@ def _close_media(gateway: Gateway, media: MediaServer) -> Any:
 @live.action(MediaPublish, rate="signal")
 async def publish(ctx: Context, action: MediaPublish) -> dict[str, Any]:
     may_publish = ctx.conn.role in PUBLISHERS
-    answer = await _media(ctx.gateway).publish(
+    answer, described = await _call(
+        ctx,
+        "publish",
         session_id=ctx.session.id,
         person_id=ctx.person_id,
         connection_id=ctx.conn.id,
@@ -104,66 +113,82 @@ async def publish(ctx: Context, action: MediaPublish) -> dict[str, Any]:
         sdp=action.sdp,
     )
     if may_publish:
-        _announce(ctx)
+        _announce(ctx, described)
     return {**answer, "may_publish": may_publish}
 
 
 @live.action(MediaWatch, rate="signal")
 async def watch(ctx: Context, action: MediaWatch) -> dict[str, Any]:
-    return await _media(ctx.gateway).watch(
+    offer, _ = await _call(
+        ctx,
+        "watch",
         session_id=ctx.session.id,
         person_id=ctx.person_id,
         connection_id=ctx.conn.id,
         sees_green_room=ctx.conn.role in PRESENTER_ROLES,
     )
+    return offer  # type: ignore[no-any-return]
 
 
 @live.action(MediaAnswer, rate="signal")
 async def answer(ctx: Context, action: MediaAnswer) -> None:
-    await _media(ctx.gateway).answer(
-        connection_id=ctx.conn.id, peer_id=action.peer_id, sdp=action.sdp
-    )
+    await _call(ctx, "answer", connection_id=ctx.conn.id, peer_id=action.peer_id, sdp=action.sdp)
 
 
 @live.action(StageGoLive, permission=Permission.chair)
 async def go_live(ctx: Context, action: StageGoLive) -> None:
-    await _media(ctx.gateway).set_live(
-        session_id=ctx.session.id, person_id=action.person_id, live=True
+    _, described = await _call(
+        ctx, "set_live", session_id=ctx.session.id, person_id=action.person_id, live=True
     )
-    _announce(ctx)
+    _announce(ctx, described)
 
 
 @live.action(StageTakeOff, permission=Permission.chair)
 async def take_off(ctx: Context, action: StageTakeOff) -> None:
-    await _media(ctx.gateway).set_live(
-        session_id=ctx.session.id, person_id=action.person_id, live=False
+    _, described = await _call(
+        ctx, "set_live", session_id=ctx.session.id, person_id=action.person_id, live=False
     )
-    _announce(ctx)
+    _announce(ctx, described)
 
 
 @live.action(StageMute, permission=Permission.chair)
 async def mute(ctx: Context, action: StageMute) -> None:
-    await _media(ctx.gateway).set_muted(
-        session_id=ctx.session.id, person_id=action.person_id, kind=action.kind, muted=action.muted
+    _, described = await _call(
+        ctx,
+        "set_muted",
+        session_id=ctx.session.id,
+        person_id=action.person_id,
+        kind=action.kind,
+        muted=action.muted,
     )
     ctx.audit_detail = f"{action.kind} {'muted' if action.muted else 'unmuted'}"
-    _announce(ctx)
+    _announce(ctx, described)
 
 
 @live.action(SessionEnd, permission=Permission.chair)
 async def end(ctx: Context, action: SessionEnd) -> None:
-    await _media(ctx.gateway).end_session(ctx.session.id)
-    _announce(ctx, ended=True)
+    _, described = await _call(ctx, "end_session", session_id=ctx.session.id)
+    _announce(ctx, described, ended=True)
 
 
-def media_sender(gateway_of: Any) -> Any:
-    """The `send` the media server pushes its renegotiation offers through: one socket, as a
-    `media.offered` signal. `gateway_of()` gives the gateway, built after the media server."""
+def media_sender(stages_of: Callable[[], StageHosts]) -> Any:
+    """The `send` the media server pushes its renegotiation offers through: to the viewer's socket,
+    in this process or the one holding it. `stages_of()` gives the stage hosts, built after the
+    media server."""
 
     async def send(connection_id: str, message: dict[str, Any]) -> None:
+        stages_of().send_offer(connection_id, message)
+
+    return send
+
+
+def offer_deliverer(gateway_of: Callable[[], Gateway]) -> Deliver:
+    """How an offer reaches a socket of this process: as a `media.offered` signal."""
+
+    def deliver(connection_id: str, message: dict[str, Any]) -> bool:
         offered = MediaOffered(
             peer_id=message["peer_id"], sdp=message["sdp"], tracks=message.get("tracks", [])
         )
-        gateway_of().send(connection_id, offered)
+        return gateway_of().send(connection_id, offered)
 
-    return send
+    return deliver

@@ -22,3 +22,5 @@ TOO_MANY_PEERS = "media.too_many_peers"
 PEER_NOT_FOUND = "media.peer_not_found"
 BAD_SDP = "media.bad_sdp"
 BAD_KIND = "media.bad_kind"
+UNAVAILABLE = "media.unavailable"  # the process hosting the session's stage did not answer
+RELAY_FAILED = "media.failed"  # the stage's host failed the call (details in its log)

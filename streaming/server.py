@@ -198,6 +198,12 @@ class MediaServer:
             }
         return stage.describe()
 
+    def hosts(self, session_id: str) -> bool:
+        """Whether this server holds anything of the session: its stage or a peer in it."""
+        return session_id in self._stages or any(
+            peer.session_id == session_id for peer in self._peers.values()
+        )
+
     def recordings(self, session_id: str) -> list[pathlib.Path]:
         """Finished recordings of this session, oldest first."""
         if not self._recordings_dir.is_dir():

@@ -85,3 +85,17 @@ def test_create_organiser_from_the_command_line(database_url, tmp_path):
     assert "organiser ops@example.org created" in made.stdout.lower()
     again = create("ops@example.org")
     assert again.returncode != 0 and "exists" in again.stderr
+
+
+def test_several_workers_without_redis_are_refused(database_url, tmp_path):
+    """Without a shared bus each worker would hold half a room and half a stage."""
+    port = free_port()
+    refused = subprocess.run(
+        [*DAIS, "serve", "--workers", "2", "--port", str(port)],
+        env=dais_env(database_url, tmp_path, port),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "--workers above 1 needs DAIS_BUS_URL=redis://" in refused.stderr
