@@ -5,7 +5,7 @@
 import { levelMeter, listDevices, openCamera, shareScreen, stopStream } from "./devices.js";
 import { announce, h, replace } from "./dom.js";
 import { PROTOCOL, explain } from "./live.js";
-import { Publisher } from "./media.js";
+import { Publisher, restartWhenFailed } from "./media.js";
 import { renderPinned, renderQuestions } from "./questions.js";
 
 export function mountGreenRoom({ live, room, slots }) {
@@ -24,6 +24,13 @@ export function mountGreenRoom({ live, room, slots }) {
     const text = { connected: "Your camera reaches Dais.", connecting: "Connecting your camera to Dais…", failed: "Your camera's connection to Dais failed; retrying when the connection is back.", disconnected: "Your camera's connection to Dais dropped…" }[event.detail];
     if (text) slots["publish-state"].textContent = text;
     slots["publish-state"].dataset.state = event.detail;
+  });
+
+  // A publishing connection that fails while the socket stays up starts again (the server drops a
+  // failed connection, so the new offer makes a new one).
+  restartWhenFailed(publisher, live, () => {
+    publishedOn = 0;
+    publish();
   });
 
   // One publishing connection per socket: started once the socket has joined and the camera runs.

@@ -4,7 +4,7 @@
 //
 // No trickle ICE: every SDP is sent once ICE gathering is complete, candidates inside.
 
-import { PROTOCOL } from "./live.js";
+import { PROTOCOL, STATE } from "./live.js";
 
 const A = PROTOCOL.actions;
 const E = PROTOCOL.events;
@@ -153,6 +153,28 @@ export class Publisher extends EventTarget {
   close() {
     this.closePeer();
   }
+}
+
+// Restarts a media connection that failed (the network, or the server process hosting the
+// session's stage went away) while the live socket stays up: `restart()` after 2 s, backing off to
+// 30 s while it keeps failing; a connection that gets through resets the wait. Returns a stop().
+export function restartWhenFailed(target, live, restart) {
+  let timer = null;
+  let wait = 2000;
+  const onState = (event) => {
+    if (event.detail === "connected") wait = 2000;
+    if (event.detail !== "failed" || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      if (live.state === STATE.live) restart();
+    }, wait);
+    wait = Math.min(wait * 2, 30000);
+  };
+  target.addEventListener("state", onState);
+  return () => {
+    clearTimeout(timer);
+    target.removeEventListener("state", onState);
+  };
 }
 
 // Receives the stage from the server: tracks come and go as the stage changes, each labelled with

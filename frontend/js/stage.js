@@ -2,7 +2,7 @@
 // one, names on every tile, sound played (with an "unmute" control when autoplay is blocked).
 
 import { h, replace } from "./dom.js";
-import { MediaElements, Viewer } from "./media.js";
+import { MediaElements, Viewer, restartWhenFailed } from "./media.js";
 import { PROTOCOL } from "./live.js";
 
 export function presenterNames(session) {
@@ -17,12 +17,14 @@ export function watchStage(live, onTracks) {
   const viewer = new Viewer(live);
   viewer.addEventListener("tracks", (event) => onTracks(event.detail));
   const offJoin = live.on(PROTOCOL.events.joined, () => viewer.watch().catch(() => {}));
+  const offFailed = restartWhenFailed(viewer, live, () => viewer.watch().catch(() => {}));
   const offGone = () => viewer.closePeer();
   live.addEventListener("disconnected", offGone);
   return {
     viewer,
     close() {
       offJoin();
+      offFailed();
       live.removeEventListener("disconnected", offGone);
       viewer.close();
     },
