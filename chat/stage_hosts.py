@@ -69,10 +69,6 @@ class StageHosts:
         self._media_sockets: set[str] = set()  # sockets of this process that published or watched
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    @property
-    def relays(self) -> bool:
-        return self._redis is not None
-
     # -- calls ---------------------------------------------------------------------------------
 
     async def call(self, session_id: str, op: str, /, **args: Any) -> tuple[Any, Stage]:

@@ -252,18 +252,12 @@ static PyObject *Fanout_add(Fanout *self, PyObject *args) {
     target.octets = octets;
     target.last_seq = (uint16_t)last_seq;
     target.last_ts = (uint32_t)last_ts;
-    Py_INCREF(slot);
-    target.slot = slot;
-    Py_INCREF(sender);
-    target.sender = sender;
-    Py_INCREF(dtls);
-    target.dtls = dtls;
-    Py_INCREF(nominated);
-    target.nominated = nominated;
-    Py_INCREF(pair);
-    target.pair = pair;
-    Py_INCREF(session);
-    target.session = session;
+    target.slot = Py_NewRef(slot);
+    target.sender = Py_NewRef(sender);
+    target.dtls = Py_NewRef(dtls);
+    target.nominated = Py_NewRef(nominated);
+    target.pair = Py_NewRef(pair);
+    target.session = Py_NewRef(session);
     self->targets[self->count++] = target;
     Py_RETURN_TRUE;
 }
