@@ -156,18 +156,26 @@ export class Publisher extends EventTarget {
 }
 
 // Restarts a media connection that failed (the network, or the server process hosting the
-// session's stage went away) while the live socket stays up: `restart()` after 2 s, backing off to
-// 30 s while it keeps failing; a connection that gets through resets the wait. Returns a stop().
+// session's stage went away) while the live socket stays up: `restart()` 2 s after "failed", or
+// after 5 s still "disconnected", backing off to 30 s while it keeps failing; a connection that
+// gets through resets the wait. `target` has the connection as `pc`. Returns a stop().
 export function restartWhenFailed(target, live, restart) {
   let timer = null;
   let wait = 2000;
   const onState = (event) => {
-    if (event.detail === "connected") wait = 2000;
-    if (event.detail !== "failed" || timer) return;
+    const state = event.detail;
+    if (state === "connected") {
+      wait = 2000;
+      clearTimeout(timer);
+      timer = null;
+      return;
+    }
+    if ((state !== "failed" && state !== "disconnected") || timer) return;
     timer = setTimeout(() => {
       timer = null;
-      if (live.state === STATE.live) restart();
-    }, wait);
+      const pc = target.pc;
+      if (live.state === STATE.live && (!pc || pc.connectionState !== "connected")) restart();
+    }, state === "failed" ? wait : Math.max(wait, 5000));
     wait = Math.min(wait * 2, 30000);
   };
   target.addEventListener("state", onState);

@@ -147,3 +147,53 @@ async def test_a_live_speaker_shares_their_screen_and_attendees_see_it_beside_th
     await expect(screen).to_have_count(0)
     errors = [line for line in story.console if re.search(r"dais media|pageerror", line)]
     assert errors == [], errors
+
+
+RESTARTS = """async () => {
+  const { restartWhenFailed } = await import("/static/js/media.js");
+  const { STATE } = await import("/static/js/live.js");
+  const events = [];
+  const target = new EventTarget();
+  target.pc = { connectionState: "new" };
+  const live = { state: STATE.live };
+  const stop = restartWhenFailed(target, live, () => events.push(performance.now()));
+  const state = (name) => {
+    target.pc.connectionState = name;
+    target.dispatchEvent(new CustomEvent("state", { detail: name }));
+  };
+  const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+  const started = performance.now();
+  state("failed");
+  await sleep(2300);                       // restarted once, 2 s after "failed"
+  const afterFailed = events.map((t) => Math.round(t - started));
+  state("failed");                         // failing again: the wait doubles to 4 s
+  await sleep(2300);
+  const notYet = events.length;
+  state("connected");                      // a connection that gets through resets the wait
+  state("disconnected");                   // a blip that recovers within 5 s restarts nothing
+  await sleep(1000);
+  state("connected");
+  await sleep(4500);
+  const afterBlip = events.length;
+  live.state = STATE.reconnecting;         // the socket is down: its rejoin restarts instead
+  state("failed");
+  await sleep(2300);
+  stop();
+  return { afterFailed, notYet, afterBlip, final: events.length };
+}"""
+
+
+async def test_a_failed_media_connection_restarts_by_itself_while_the_socket_stays_up(
+    contexts: Contexts, dais_server: DaisServer
+) -> None:
+    """What pages do when their media connection fails under a socket that stays up (the process
+    hosting the stage died, or the network dropped): publish or watch again after 2 s, waiting
+    longer while it keeps failing; nothing for a blip, nothing while the socket itself is down."""
+    page = await (await contexts.new()).new_page()
+    await page.goto("/")
+    result = await page.evaluate(RESTARTS)
+    (restarted_at,) = result["afterFailed"]
+    assert 1900 <= restarted_at <= 2300, result
+    assert result["notYet"] == 1, result  # the second wait is 4 s
+    assert result["afterBlip"] == 1, result
+    assert result["final"] == 1, result
