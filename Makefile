@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 BUILD_INPUTS := pyproject.toml setup.py streaming/_fanout.c
 STAMP := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | sha1sum | cut -c1-12)
 
-.PHONY: run test install services chromium
+.PHONY: run test install services browsers
 
 run: install
 	$(VENV)/bin/dais serve --demo
 
-test: install services chromium
+test: install services browsers
 	$(VENV)/bin/pytest
 
 install: $(STAMP)
@@ -25,6 +25,6 @@ $(STAMP): $(BUILD_INPUTS)
 services:
 	.ci/services
 
-# The browser tests drive Debian's Chromium.
-chromium:
-	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+# The browser tests drive Debian's Chromium (through Playwright) and Firefox ESR (through Marionette).
+browsers:
+	@test -x /usr/bin/chromium -a -x /usr/bin/firefox-esr || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium firefox-esr)

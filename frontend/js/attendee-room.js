@@ -3,7 +3,7 @@
 import { $$, announce, h, replace, tabs } from "./dom.js";
 import { PROTOCOL, STATE, explain } from "./live.js";
 import { askerLabel, renderPinned, renderQuestions } from "./questions.js";
-import { presenterNames, stageRenderer, watchStage } from "./stage.js";
+import { stageRenderer, watchStage } from "./stage.js";
 import { clock } from "./time.js";
 
 const A = PROTOCOL.actions;
@@ -113,7 +113,7 @@ export function mountAttendeeRoom({ session, live, room, slots }) {
   });
 
   // Stage
-  const stage = stageRenderer({ box: slots.stage, empty: slots["stage-empty"], sound: slots.sound, names: presenterNames(session) });
+  const stage = stageRenderer({ box: slots.stage, empty: slots["stage-empty"], sound: slots.sound, session });
   const watching = watchStage(live, (tracks) => stage.tracks(tracks));
   room.on("stage", () => stage.stage(room.stage));
   return () => watching.close();

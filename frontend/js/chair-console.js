@@ -8,7 +8,7 @@ import { announce, h, replace } from "./dom.js";
 import { PROTOCOL, STATE, explain } from "./live.js";
 import { MediaElements, Publisher } from "./media.js";
 import { renderPinned, renderQuestions } from "./questions.js";
-import { presenterNames, watchStage } from "./stage.js";
+import { followPresenterNames, presenterNames, watchStage } from "./stage.js";
 import { clock, minutes } from "./time.js";
 
 const A = PROTOCOL.actions;
@@ -204,6 +204,7 @@ export function mountChairConsole({ session, role, live, room, slots }) {
 // connection receives the whole green room), and the stage controls.
 function mountGreenRoomControls({ session, live, room, slots, act, button }) {
   const names = presenterNames(session);
+  const learnNames = followPresenterNames(session, names, () => render());
   const elements = new MediaElements();
   elements.mute(); // the chair hears speakers through their own device, not twice
   let tracks = [];
@@ -305,6 +306,7 @@ function mountGreenRoomControls({ session, live, room, slots, act, button }) {
   function render() {
     const green = room.greenRoom;
     const presenters = new Map(green.presenters.map((p) => [p.person_id, p]));
+    learnNames([...presenters.keys()].filter((id) => id !== you()));
     const people = [...(session.chair ? [session.chair.id] : []), ...session.speakers.map((s) => s.id)];
     for (const id of presenters.keys()) if (!people.includes(id)) people.push(id);
     const videos = new Map(tracks.filter((t) => t.kind === "video" && t.source === "camera").map((t) => [t.person_id, t]));
