@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -104,6 +105,11 @@ class PublishingPeer(Peer):
             raise MediaError(BAD_SDP, f"no answer could be made: {exc}") from exc
         return self.pc.localDescription.sdp
 
+    def same_ice(self, sdp: str) -> bool:
+        """Whether `sdp` continues this connection (the same ICE username fragment)."""
+        current = self.pc.remoteDescription
+        return current is not None and ice_ufrag(current.sdp) == ice_ufrag(sdp)
+
     def _next_label(self, kind: str) -> str | None:
         used = [label for t, label in self._labels.items() if t.kind == kind]
         labels = PUBLISH_LABELS.get(kind, [])
@@ -121,6 +127,15 @@ class PublishingPeer(Peer):
         for track in self.tracks.values():
             track.close()
         await super().close()
+
+
+def ice_ufrag(sdp: str) -> str | None:
+    """The first ICE username fragment in an SDP (one per BUNDLE group: browsers bundle)."""
+    found = _ICE_UFRAG.search(sdp)
+    return found.group(1) if found else None
+
+
+_ICE_UFRAG = re.compile(r"^a=ice-ufrag:(\S+)", re.MULTILINE)
 
 
 def _reverse(direction: str | None) -> str | None:

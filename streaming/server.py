@@ -99,12 +99,16 @@ class MediaServer:
             (
                 p
                 for p in current
-                if p.connection_id == connection_id and p.may_publish == may_publish
+                if p.connection_id == connection_id
+                and p.may_publish == may_publish
+                and p.same_ice(sdp)
             ),
             None,
         )
         if same is not None:
-            # A renegotiation on the live connection, e.g. a screen share added or stopped.
+            # A renegotiation on the live connection, e.g. a screen share added or stopped. (New
+            # ICE credentials mean a new connection from the same socket, e.g. a page restarting
+            # a failed one: it replaces the old one below.)
             answer = await same.accept_offer(sdp)
             if may_publish:
                 stage.attach(stage.publisher(person_id), same)

@@ -12,6 +12,7 @@ from media_clients import (
     Viewer,
     apply_answer,
     eventually,
+    wait_connected,
 )
 
 from streaming.peers import PublishingPeer
@@ -171,6 +172,28 @@ async def test_a_publisher_who_reconnects_within_the_grace_period_stays_live(
     await conference.settle()
     assert conference.server.stage("s1")["publishers"] == []
     assert attendee.tracks == []
+
+
+async def test_a_new_connection_from_the_same_socket_replaces_the_publishers_old_one(
+    conference: Conference,
+) -> None:
+    """A page restarts a publishing connection that failed while its socket stayed up: the new
+    offer comes from the same socket with new ICE credentials. It is a new connection, not a
+    renegotiation of the failed one: it replaces it, and the speaker stays live."""
+    first = await conference.publish("s1", "speaker", connection_id="tab")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    attendee = await conference.watch("s1", "attendee")
+    await eventually(lambda: receiving(attendee, "speaker", "video"), 5)
+    (old,) = [p for p in conference.server._peers.values() if isinstance(p, PublishingPeer)]
+
+    second = await conference.publish("s1", "speaker", connection_id="tab")
+    await eventually(lambda: old.closed, 5, "the old connection closed")
+    (new,) = [p for p in conference.server._peers.values() if isinstance(p, PublishingPeer)]
+    assert new is not old and new.connection_id == "tab"
+    await wait_connected(second)
+    await first.close()  # the page dropped it
+    await eventually(growing(attendee, "speaker", "video"), 5, "video from the new connection")
+    assert conference.server.stage("s1")["live"] == ["speaker"]
 
 
 async def test_a_screen_share_added_mid_session_reaches_viewers_by_renegotiation(
