@@ -94,9 +94,9 @@ export class Publisher extends EventTarget {
     this.dispatchEvent(new CustomEvent("published", { detail: result }));
   }
 
-  // Start, change or stop (stream = null) the camera and microphone on this socket's connection.
-  // A connection is never replaced on the same socket: the server would take the new offer as a
-  // renegotiation of the old one.
+  // Start, change or stop (stream = null) the camera and microphone on this socket's connection,
+  // by renegotiating it. (A new connection on the same socket, with new ICE credentials, replaces
+  // the old one on the server: that is only for restarting a failed one.)
   setStream(stream) {
     if (!this.pc) return stream ? this.start(stream) : Promise.resolve();
     return this.queue(async () => {
