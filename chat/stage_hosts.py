@@ -32,6 +32,8 @@ log = logging.getLogger("dais.chat.stage_hosts")
 
 HOST_KEY = "dais:stage-host:{}"
 NODE_CHANNEL = "dais:stage-node:{}"
+STATE_KEY = "dais:stage-state:{}"  # who is live and muted, for a host that takes over
+STATE_TTL = 24 * 3600  # seconds
 LEASE_MS = 30_000  # a host that stops renewing (it died) is replaced after this at the latest
 RENEW_EVERY = 10.0  # seconds
 CALL_TIMEOUT = 10.0  # seconds for the host to answer a relayed call
@@ -104,7 +106,41 @@ class StageHosts:
             result = self.media.stage(session_id)["publishers"] != before
         elif op != "describe":
             result = await getattr(self.media, op)(**args)
-        return result, self.media.stage(session_id)
+        stage = self.media.stage(session_id)
+        if op != "describe":
+            await self._remember(session_id, stage, ended=op == "end_session")
+        return result, stage
+
+    # -- what a new host starts from -----------------------------------------------------------
+
+    async def _remember(self, session_id: str, stage: Stage, *, ended: bool) -> None:
+        """Keep who is live and what is muted in Redis, for a host that takes over."""
+        if self._redis is None:
+            return
+        key = STATE_KEY.format(session_id)
+        if ended:
+            await self._redis.delete(key)
+            return
+        state = {
+            p["person_id"]: {"live": p["live"], "muted": p["muted"]} for p in stage["publishers"]
+        }
+        await self._redis.set(key, json.dumps(state), ex=STATE_TTL)
+
+    async def _restore(self, session_id: str) -> None:
+        """A new host (the last one died or stopped) starts from the stage as it was: who was
+        live stays live, muted stays muted, and they resume when they publish again."""
+        assert self._redis is not None
+        saved = await self._redis.get(STATE_KEY.format(session_id))
+        if not saved:
+            return
+        for person_id, state in json.loads(saved).items():
+            if state.get("live"):
+                await self.media.set_live(session_id=session_id, person_id=person_id, live=True)
+            for kind, muted in (state.get("muted") or {}).items():
+                if muted:
+                    await self.media.set_muted(
+                        session_id=session_id, person_id=person_id, kind=kind, muted=True
+                    )
 
     async def close_connection(
         self, session_id: str, connection_id: str
@@ -139,6 +175,7 @@ class StageHosts:
         if host is None and claim:
             if await self._redis.set(key, self.node, nx=True, px=LEASE_MS):
                 host = self.node
+                await self._restore(session_id)
             else:
                 host = await self._redis.get(key)
         if host == self.node:

@@ -106,17 +106,23 @@ async def test_the_stage_works_across_workers_hosted_by_one_of_them(
             await late.close()
 
             # The host is killed: its channel has no listener, so the next call releases its
-            # lease, and the second process hosts the stage from then on.
+            # lease, and the second process hosts the stage from then on, starting from the stage
+            # as it was (kept in Redis): the speaker is still live once they publish again.
             host_process.kill()
             host_process.wait()
             await speaker.close()
             speaker = Tab(await Live.join(second, world.session_id, world.speaker))
             tabs[0] = speaker
+            assert speaker.live.joined is not None
+            assert speaker.live.joined["green_room"]["live"] == []  # nobody hosts it yet
             await speaker.publish()
             assert speaker.publisher is not None
             await wait_connected(speaker.publisher)
-            await chair.live.ok("stage.go_live", person_id=world.speaker_id)
             viewer = Tab(await Live.join(second, world.session_id, world.attendees[2]))
+            assert viewer.live.joined is not None
+            assert viewer.live.joined["stage"]["live"] == [
+                world.speaker_id
+            ]  # the chair did nothing
             tabs.append(viewer)
             offer = await viewer.watch()
             assert {t["kind"] for t in offer["tracks"]} == {"audio", "video"}
