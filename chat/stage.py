@@ -92,9 +92,9 @@ async def _join_stage(gateway: Gateway, conn: Connection, result: JoinResult) ->
 
 def _close_media(gateway: Gateway, stages: StageHosts) -> Any:
     async def closed(conn: Connection) -> None:
-        closed = await stages.close_connection(conn.session_id, conn.id)
-        if closed is not None and closed[0]:  # it held a publisher: the stage changed
-            for envelope in stage_envelopes(closed[1], conn.session_id):
+        outcome = await stages.close_connection(conn.session_id, conn.id)
+        if outcome is not None and outcome[0]:  # it held a publisher: the stage changed
+            for envelope in stage_envelopes(outcome[1], conn.session_id):
                 await gateway.bus.publish(envelope)
 
     return closed

@@ -67,8 +67,7 @@ __all__ = [
     "srtp_protect_address",
 ]
 
-_CONNECTED = State.CONNECTED
-CONNECTED = _CONNECTED  # what the C fan-out compares a DTLS transport's state with
+CONNECTED = State.CONNECTED  # also what the C fan-out compares a DTLS transport's state with
 
 # libsrtp 2's srtp_protect, as pylibsrtp's binding declares it; the C fan-out calls it by address.
 _SRTP_PROTECT_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
@@ -291,7 +290,7 @@ def compatible_payload_type(transceiver: RTCRtpTransceiver, codec: RTCRtpCodecPa
 
 def sendable(sender: RTCRtpSender) -> bool:
     dtls = sender._RTCRtpSender__transport  # type: ignore[attr-defined]
-    return dtls._state is _CONNECTED
+    return dtls._state is CONNECTED
 
 
 def srtp_protect_address() -> int | None:
@@ -390,7 +389,7 @@ class RtpOutput:
         dtls = self._sender._RTCRtpSender__transport  # type: ignore[attr-defined]
         if (
             dtls is not self._dtls
-            or dtls._state is not _CONNECTED
+            or dtls._state is not CONNECTED
             or self._nominated.get(1) is not self._pair
         ) and not self._refresh(dtls):
             return False
@@ -415,7 +414,7 @@ class RtpOutput:
     def _refresh(self, dtls: RTCDtlsTransport) -> bool:
         self._dtls = None  # until everything below is known good, re-check on every packet
         self._pair = None
-        if dtls._state is not _CONNECTED:
+        if dtls._state is not CONNECTED:
             return False
         nominated = dtls._transport._connection._nominated
         pair = nominated.get(1)

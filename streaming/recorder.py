@@ -56,12 +56,21 @@ STREAMS_DEADLINE = 2.0  # seconds a part waits for its cameras' first keyframes
 MAX_PENDING = 1000  # frames kept meanwhile
 
 
+def kind_of(key: RecordKey) -> str:
+    return "audio" if key[1] == "mic" else "video"
+
+
+def recordable(kind: str, source: PublishedTrack) -> bool:
+    """Opus, and VP8 video (a codec not known yet counts as VP8 until its first packet)."""
+    return kind == "audio" or (source.codec_name or "VP8").lower() == "vp8"
+
+
 class _Feed:
     """One recorded track: where its frames come from, its stream, and its timeline mapping."""
 
     def __init__(self, key: RecordKey) -> None:
         self.key = key
-        self.kind = "audio" if key[1] == "mic" else "video"
+        self.kind = kind_of(key)
         self.time_base = AUDIO_TIME_BASE if self.kind == "audio" else VIDEO_TIME_BASE
         self.clock_rate = self.time_base.denominator
         self.source: PublishedTrack | None = None
@@ -77,8 +86,7 @@ class _Feed:
         self.base_ts = None
 
     def recordable(self, source: PublishedTrack) -> bool:
-        """Opus, and VP8 video (a codec not known yet counts as VP8 until its first packet)."""
-        return self.kind == "audio" or (source.codec_name or "VP8").lower() == "vp8"
+        return recordable(self.kind, source)
 
     def pts(self, timestamp: int, elapsed: float) -> int:
         if self.base_ts is None:
@@ -133,7 +141,7 @@ class SessionRecorder:
             feed = self._feeds.get(key)
             if source is None or key in muted or (feed is not None and feed.stream is not None):
                 continue
-            if (feed or _Feed(key)).recordable(source):
+            if recordable(kind_of(key), source):
                 return False
         return True
 
