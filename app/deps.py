@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +26,24 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+class LiveAccess(Protocol):
+    """What the live gateway is told when someone's access changes over HTTP, so that their
+    open sockets, on every server process, stop acting with the old rights."""
+
+    async def withdraw(
+        self, *, person_id: str | None = None, sign_in: str | None = None
+    ) -> None: ...
+
+    async def roles_changed(self, *, session_id: str) -> None: ...
+
+
+def _live(request: Request) -> LiveAccess:
+    live: LiveAccess = request.app.state.live
+    return live
+
+
 DbSession = Annotated[AsyncSession, Depends(_db)]
+Live = Annotated[LiveAccess, Depends(_live)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 
 

@@ -39,6 +39,8 @@ class Connection:
         self.session_id = session_id
         self.limit = limit
         self.person_id = ""
+        # The sha256 of the access token the socket joined with: signing out closes it.
+        self.sign_in = ""
         self.name = ""
         self.role = Role.attendee
         self.audiences: frozenset[str] = frozenset()
@@ -73,8 +75,8 @@ class Connection:
         """True when frames are written to the transport directly rather than through ASGI."""
         return self._transport is not None
 
-    def identify(self, *, person_id: str, name: str, role: Role) -> None:
-        self.person_id, self.name, self.role = person_id, name, role
+    def identify(self, *, person_id: str, name: str, role: Role, sign_in: str = "") -> None:
+        self.person_id, self.name, self.role, self.sign_in = person_id, name, role, sign_in
         audiences = {"all", f"person:{person_id}"}
         if role in STAFF_ROLES:
             audiences.add("staff")

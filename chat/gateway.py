@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket
 
@@ -23,21 +24,24 @@ from app.db import utcnow
 from app.deps import COOKIE
 from app.errors import Forbidden, Unauthorized
 from app.event.models import Event
+from app.people.models import SessionRole
 from app.settings import Settings
 from chat import service
 from chat.attendance import Sampler
-from chat.bus import Bus, open_bus
+from chat.bus import Bus, Envelope, open_bus
 from chat.connection import Connection
 from chat.guard import LiveRouter, dispatch
 from chat.limits import RateLimits
 from chat.protocol import (
     CLOSE_POLICY,
+    CLOSE_REASON_REVOKED,
     CLOSE_TOO_BIG,
     JoinResult,
     Ok,
     ResyncRequired,
     RoomJoin,
     You,
+    load_frame,
 )
 from chat.rooms import Rooms
 
@@ -60,11 +64,8 @@ def is_signal(text: str, limit: int) -> bool:
     """A WebRTC signalling frame (`media.*`), which may exceed the usual frame limit."""
     if len(text.encode()) > limit:
         return False
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and str(data.get("type", "")).startswith("media.")
+    data = load_frame(text)
+    return data is not None and str(data.get("type", "")).startswith("media.")
 
 
 class Gateway:
@@ -92,6 +93,26 @@ class Gateway:
     def send(self, connection_id: str, message: Any) -> bool:
         """Push one frame (an Event model or a serialized string) to one socket of this process."""
         return self.rooms.send(connection_id, message)
+
+    # -- access changed elsewhere (HTTP), acted on by every process -----------------------------
+
+    async def withdraw(self, *, person_id: str | None = None, sign_in: str | None = None) -> None:
+        """Close every open socket of a revoked person, or of one signed-out sign-in (a token
+        hash), in every room of every process, with 1008 `auth.revoked`."""
+        audience = f"person:{person_id}" if person_id else f"sign-in:{sign_in}"
+        await self.bus.publish(Envelope("access", "", audience, None, CLOSE_REASON_REVOKED))
+
+    async def roles_changed(self, *, session_id: str) -> None:
+        """A session's invited roles changed: sockets in its room whose role is no longer the
+        one they joined with close (`auth.role_changed`) and join again with the new one."""
+        async with self.sessionmaker() as db:
+            rows = await db.execute(
+                select(SessionRole.participant_id, SessionRole.role).where(
+                    SessionRole.session_id == session_id
+                )
+            )
+            roles = {person_id: role for person_id, role in rows}
+        await self.bus.publish(Envelope("roles", session_id, "all", None, json.dumps(roles)))
 
     # -- one socket ---------------------------------------------------------------------------
 
@@ -171,7 +192,12 @@ class Gateway:
                 db, session_id=session.id, person_id=principal.id, kind="removal"
             ):
                 raise Forbidden("room.removed", "You have been removed from this room.")
-            conn.identify(person_id=principal.id, name=principal.display_name, role=role)
+            conn.identify(
+                person_id=principal.id,
+                name=principal.display_name,
+                role=role,
+                sign_in=principal.token_hash,
+            )
             if room.locked and not conn.staff:
                 raise Forbidden("room.locked", "This room is locked.")
             muted = await service.is_muted(

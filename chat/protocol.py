@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import from_json
 
 from app.errors import Invalid
 
@@ -301,15 +301,25 @@ def add_actions(*models: type[Action]) -> None:
         ACTIONS[model.model_fields["type"].annotation.__args__[0]] = model  # type: ignore[union-attr]
 
 
+def load_frame(text: str) -> dict[str, Any] | None:
+    """A client frame's JSON object, or None when it is not one.
+
+    Parsed by pydantic's JSON reader, which refuses nesting deeper than a fixed limit with a
+    ValueError where `json.loads` would raise RecursionError (a frame of a thousand `[`s)."""
+    try:
+        data = from_json(text)
+    except (ValueError, TypeError, RecursionError):  # TypeError: a str with lone surrogates
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def parse_action(text: str) -> Action:
     """One client frame as its action model, or `request.invalid` / `request.unknown_type`."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise Invalid("request.invalid", "A frame must be a JSON object.") from None
-    if not isinstance(data, dict):
+    data = load_frame(text)
+    if data is None:
         raise Invalid("request.invalid", "A frame must be a JSON object.")
-    model = ACTIONS.get(data.get("type"))  # type: ignore[arg-type]
+    type_ = data.get("type")
+    model = ACTIONS.get(type_) if isinstance(type_, str) else None
     if model is None:
         raise Invalid("request.unknown_type", "There is no such action.", field="type")
     try:
@@ -322,11 +332,8 @@ def parse_action(text: str) -> Action:
 
 def request_id_of(text: str) -> RequestId | None:
     """The request id of a frame that failed to parse, when it has a usable one."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    rid = data.get("id") if isinstance(data, dict) else None
+    data = load_frame(text)
+    rid = data.get("id") if data is not None else None
     if isinstance(rid, bool) or not isinstance(rid, str | int):
         return None
     return rid if isinstance(rid, int) or len(rid) <= 64 else None
@@ -643,7 +650,13 @@ EVENTS: tuple[type[Event], ...] = (
 )
 
 # Close codes the server uses.
-CLOSE_POLICY = 1008  # bad origin (refused before accept), not authenticated in time, removed
+CLOSE_POLICY = 1008  # bad origin (refused before accept), not authenticated in time, removed,
+# or kept sending refused actions past their rate limit (reason `abuse.refused`)
+CLOSE_REASON_ABUSE = "abuse.refused"
+# Reasons of a 1008 close while joined: the person's access was withdrawn (revoked, signed out),
+# or their role in the session changed (the page joins again with the new role).
+CLOSE_REASON_REVOKED = "auth.revoked"
+ROLE_CHANGED = "auth.role_changed"
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013  # this socket read too slowly and its outgoing queue filled
 

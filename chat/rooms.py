@@ -18,7 +18,7 @@ from app.db import new_id
 from chat import wire
 from chat.bus import Bus, Envelope
 from chat.connection import Connection
-from chat.protocol import CLOSE_POLICY, Event, WatchingChanged
+from chat.protocol import CLOSE_POLICY, ROLE_CHANGED, Event, Role, WatchingChanged
 
 log = logging.getLogger("dais.chat")
 
@@ -93,6 +93,9 @@ class Rooms:
         if envelope.kind == "watching":
             self._heard(envelope)
             return
+        if envelope.kind == "access":
+            self._withdraw(envelope.audience, envelope.body)
+            return
         room = self._rooms.get(envelope.room)
         if room is None or not room.connections:
             return
@@ -101,6 +104,9 @@ class Rooms:
             for conn in connections:
                 if envelope.audience in conn.audiences:
                     conn.close(CLOSE_POLICY, envelope.body)
+            return
+        if envelope.kind == "roles":
+            self._recheck_roles(connections, json.loads(envelope.body))
             return
         frame, seq = envelope.body, envelope.seq
         data = wire.text_frame(frame)
@@ -112,6 +118,26 @@ class Rooms:
         for conn in connections:
             if not audiences.isdisjoint(conn.audiences):
                 conn.push(frame, seq, data)
+
+    def _withdraw(self, audience: str, reason: str) -> None:
+        """Close every socket, in any room, of a person (`person:<id>`) or of one sign-in
+        (`sign-in:<token hash>`): they were revoked or signed out."""
+        kind, _, value = audience.partition(":")
+        for conn in list(self._connections.values()):
+            if (kind == "person" and conn.person_id == value) or (
+                kind == "sign-in" and conn.sign_in == value
+            ):
+                conn.close(CLOSE_POLICY, reason)
+
+    @staticmethod
+    def _recheck_roles(connections: list[Connection], roles: dict[str, str]) -> None:
+        """`roles` is every invited person's role in the session now: a participant's socket
+        whose role differs is closed (`auth.role_changed`), so it joins again with the new one."""
+        for conn in connections:
+            if conn.role == Role.organiser:
+                continue  # the event's organiser has no session role to change
+            if roles.get(conn.person_id, Role.attendee) != conn.role:
+                conn.close(CLOSE_POLICY, ROLE_CHANGED)
 
     # -- watching counts ----------------------------------------------------------------------
 

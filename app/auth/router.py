@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from app.auth.service import authenticate_organiser, issue_token, revoke_token
-from app.deps import COOKIE, AppSettings, CurrentPrincipal, DbSession
+from app.deps import COOKIE, AppSettings, CurrentPrincipal, DbSession, Live
 from app.people.models import Role
 from app.people.schemas import Me, OrganiserRead, ParticipantSelf, SignIn
 from app.settings import Settings
@@ -35,8 +35,10 @@ async def sign_in(body: SignIn, response: Response, db: DbSession, settings: App
 
 
 @router.post("/sign-out", status_code=status.HTTP_204_NO_CONTENT)
-async def sign_out(principal: CurrentPrincipal, db: DbSession) -> Response:
+async def sign_out(principal: CurrentPrincipal, db: DbSession, live: Live) -> Response:
+    """Sign this browser out: its token stops working and its open live sockets close."""
     await revoke_token(db, token_hash=principal.token_hash)
+    await live.withdraw(sign_in=principal.token_hash)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from fastapi import APIRouter, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.agenda.service import get_session
 from app.auth.router import set_session_cookie
 from app.auth.service import issue_token
-from app.deps import AppSettings, CurrentOrganiser, DbSession
+from app.deps import AppSettings, CurrentOrganiser, DbSession, Live
 from app.errors import DomainError, NotFound
 from app.event.models import Event
 from app.event.service import get_owned_event
 from app.invites import service
 from app.invites.models import Invite
 from app.invites.schemas import InviteAccept, InviteCreate, InviteRead
+from app.pages import page
 from app.people.models import Participant, Role
 from app.people.schemas import ParticipantSelf
 from app.people.service import add_presenter
@@ -48,8 +47,11 @@ async def create_invite(
     db: DbSession,
     organiser: CurrentOrganiser,
     settings: AppSettings,
+    live: Live,
 ) -> InviteRead:
-    """Invite a chair, speaker or moderator to a session with a single-use, expiring link."""
+    """Invite a chair, speaker or moderator to a session with a single-use, expiring link.
+    Sockets in the session's room of anyone whose role changed (the person, a chair replaced)
+    join again with their new role."""
     session = await get_session(db, session_id=session_id)
     event = await get_owned_event(db, event_id=session.event_id, organiser=organiser)
     person = await add_presenter(
@@ -69,6 +71,7 @@ async def create_invite(
         role=body.role,
         days=body.valid_days or settings.invite_days,
     )
+    await live.roles_changed(session_id=session.id)
     return _read(invite, person, settings)
 
 
@@ -93,15 +96,8 @@ async def accept_invite(
     return person
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        "<!doctype html><html lang=en><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)} · Dais</title>"
-        '<link rel=stylesheet href="/static/base.css">'
-        f"<main class=narrow><h1>{escape(title)}</h1>{body}</main></html>",
-        status_code=status_code,
-    )
+def _not_usable(error: DomainError) -> HTMLResponse:
+    return page("invite-not-usable", error.status, message=error.message)
 
 
 @router.get("/invite/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -111,16 +107,11 @@ async def invite_page(token: str, db: DbSession, settings: AppSettings) -> HTMLR
     try:
         invite, person = await service.check_invite(db, key=settings.signing_key, token=token)
     except DomainError as error:
-        return _page("Invite not usable", f"<p>{escape(error.message)}</p>", error.status)
+        return _not_usable(error)
     event = await db.get(Event, invite.event_id)
     assert event is not None
-    return _page(
-        f"Welcome, {person.display_name}",
-        f"<p>You are invited as <strong>{escape(invite.role)}</strong> at "
-        f"<strong>{escape(event.title)}</strong>.</p>"
-        f'<form method=post action="/invite/{escape(token)}">'
-        "<button type=submit>Continue</button></form>"
-        "<p class=hint>This link works once. It signs in this browser.</p>",
+    return page(
+        "invite", name=person.display_name, role=invite.role, event=event.title, token=token
     )
 
 
@@ -129,7 +120,7 @@ async def invite_continue(token: str, db: DbSession, settings: AppSettings):
     try:
         invite, person = await service.accept_invite(db, key=settings.signing_key, token=token)
     except DomainError as error:
-        return _page("Invite not usable", f"<p>{escape(error.message)}</p>", error.status)
+        return _not_usable(error)
     access = await issue_token(db, days=settings.access_token_days, participant_id=person.id)
     event = await db.get(Event, invite.event_id)
     assert event is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import CurrentOrganiser, DbSession
+from app.deps import CurrentOrganiser, DbSession, Live
 from app.event.service import get_owned_event
 from app.people import service
 from app.people.schemas import InvitedPerson, ParticipantSelf
@@ -20,7 +20,12 @@ async def list_invited(event_id: str, db: DbSession, organiser: CurrentOrganiser
 
 
 @router.post("/{participant_id}/revoke", response_model=ParticipantSelf)
-async def revoke(event_id: str, participant_id: str, db: DbSession, organiser: CurrentOrganiser):
-    """Revoke a person: their sign-ins and unused invites stop working."""
+async def revoke(
+    event_id: str, participant_id: str, db: DbSession, organiser: CurrentOrganiser, live: Live
+):
+    """Revoke a person: their sign-ins and unused invites stop working, and their open live
+    sockets close."""
     event = await get_owned_event(db, event_id=event_id, organiser=organiser)
-    return await service.revoke_participant(db, event=event, participant_id=participant_id)
+    person = await service.revoke_participant(db, event=event, participant_id=participant_id)
+    await live.withdraw(person_id=person.id)
+    return person
