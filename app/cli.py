@@ -12,6 +12,7 @@ from app.db import make_engine, make_sessionmaker
 from app.errors import DomainError
 from app.logs import log_config
 from app.migrate import upgrade
+from app.serving import ServingConfig, http_protocol, run
 from app.settings import Settings
 
 
@@ -36,8 +37,6 @@ async def _load_demo(settings: Settings) -> list[str]:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     if args.host != "127.0.0.1" or args.port != 8000:
         os.environ.setdefault("DAIS_BASE_URL", f"http://{args.host}:{args.port}")
     settings = Settings()
@@ -54,19 +53,44 @@ def _serve(args: argparse.Namespace) -> None:
         print("Dais: demo event loaded. Open these links (invite links work once):")
         print("\n".join(asyncio.run(_load_demo(settings))), flush=True)
     print(f"Dais: serving on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=log_config(),
-        proxy_headers=False,
-        # The live gateway serializes each event once for every socket; per-socket compression
-        # would undo that. Frames over the largest the gateway takes are refused by uvicorn itself.
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=settings.live_max_signal_frame_bytes + 1024,
+    run(
+        ServingConfig(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=log_config(),
+            proxy_headers=False,
+            # Each request head must be whole within this long of its first byte (of connecting,
+            # for the first), and no larger than the limit (431): a slow sender cannot hold a
+            # connection, whichever parser runs (app/serving.py).
+            http=http_protocol(settings.http_parser),
+            request_head_seconds=settings.http_request_head_seconds,
+            h11_max_incomplete_event_size=settings.http_max_request_head_bytes,
+            # Idle keep-alive connections are closed after this; a proxy in front must give up
+            # on its idle connections to Dais sooner, or it sends requests into closing sockets.
+            timeout_keep_alive=settings.http_keep_alive_seconds,
+            # Past this many open connections (live sockets included) HTTP requests get 503 at
+            # once, rather than the process running out of file descriptors or memory.
+            limit_concurrency=settings.http_max_connections,
+            # The live gateway serializes each event once for every socket; per-socket
+            # compression would undo that. Frames over the largest the gateway takes (a
+            # signalling frame carrying a 64 KiB SDP) are refused by uvicorn itself, before
+            # they are buffered whole; the gateway then applies its own, smaller limit to other
+            # frames (1009).
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            ws_max_size=settings.live_max_signal_frame_bytes + 1024,
+            # Pings find sockets whose other end has gone (a closed laptop, a dropped network),
+            # so they stop counting as watching and their peer connections close; they also
+            # keep proxies from timing out a quiet socket.
+            ws_ping_interval=settings.live_ping_every_seconds,
+            ws_ping_timeout=settings.live_ping_timeout_seconds,
+            # On SIGTERM requests under way get this long; live sockets close at once (1012)
+            # and pages reconnect, to another process or to this one restarted.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
     )
 
 

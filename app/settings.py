@@ -62,6 +62,29 @@ class Settings(BaseSettings):
     # Organiser password for the demo event; derived from the secret key when empty.
     demo_password: str = ""
 
+    # How `dais serve` meets the network (app/serving.py). A client must send a whole request head
+    # within http_request_head_seconds of its first byte (of connecting, for a connection's first
+    # request), else the connection is closed: otherwise slow senders (slowloris) hold connections
+    # for ever. A head over http_max_request_head_bytes is answered 431 and the connection closed.
+    http_request_head_seconds: float = 10.0
+    http_max_request_head_bytes: int = 16 * 1024
+    # An idle keep-alive connection is closed after this long. A reverse proxy that keeps
+    # connections to Dais open must give up on them sooner (nginx: keepalive_timeout in upstream).
+    http_keep_alive_seconds: int = 5
+    # Open connections a process takes before answering HTTP requests with 503. Live sockets count
+    # too (uvicorn counts every connection), so this must stay above the sockets one process holds
+    # (5,000 measured in bench/live.py) and below its open-file limit.
+    http_max_connections: int = 10_000
+    # uvicorn's HTTP/1.1 parser: `auto` (httptools when installed), `httptools` or `h11`.
+    http_parser: str = "auto"
+    # Each live socket is pinged this often and dropped when no pong comes back in time: a closed
+    # laptop stops counting as watching and its peer connections are freed, and proxies see traffic.
+    live_ping_every_seconds: float = 20.0
+    live_ping_timeout_seconds: float = 20.0
+    # On SIGTERM, requests under way get this long to finish; live sockets are closed at once (1012)
+    # and pages reconnect by themselves. Below `docker stop`'s 10 s before it kills.
+    shutdown_grace_seconds: int = 5
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
