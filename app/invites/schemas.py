@@ -7,13 +7,14 @@ from datetime import datetime
 from pydantic import BaseModel, EmailStr, Field
 
 from app.people.models import Role
+from app.people.names import DisplayName
 
 
 class InviteCreate(BaseModel):
     """Invite a new person by name, or an existing one by `participant_id`."""
 
     role: Role
-    display_name: str | None = Field(default=None, min_length=1, max_length=80)
+    display_name: DisplayName | None = None
     affiliation: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
     participant_id: str | None = Field(default=None, max_length=32)

@@ -7,14 +7,13 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from app.people.models import Role
-
-DisplayName = Field(min_length=1, max_length=80)
+from app.people.names import DisplayName
 
 
 class Registration(BaseModel):
     """An attendee needs only a display name; an email is optional and never shown."""
 
-    display_name: str = DisplayName
+    display_name: DisplayName
     email: EmailStr | None = None
 
 

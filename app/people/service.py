@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,10 +15,20 @@ from app.errors import Conflict, Invalid, NotFound
 from app.event.models import Event
 from app.invites.models import Invite
 from app.people.models import Organiser, Participant, ParticipantKind, Role, SessionRole
+from app.people.names import NameRefused, normalise_name, passes_for
 from app.people.schemas import InvitedPerson, SessionRoleRead
 
 
+def _checked_name(value: str, *, field: str, max_length: int = 80) -> str:
+    """The name as stored, for callers that did not come through a schema (the CLI, demo data)."""
+    try:
+        return normalise_name(value, max_length=max_length)
+    except NameRefused as refused:
+        raise Invalid("request.invalid", refused.message, field=field) from None
+
+
 async def create_organiser(db: AsyncSession, *, email: str, name: str, password: str) -> Organiser:
+    name = _checked_name(name, field="name", max_length=120)
     if len(password) < 10:
         raise Invalid("organiser.weak_password", "Use at least 10 characters.", field="password")
     email = email.lower()
@@ -27,13 +40,44 @@ async def create_organiser(db: AsyncSession, *, email: str, name: str, password:
     return organiser
 
 
+async def _presenter_and_staff_names(db: AsyncSession, *, event: Event) -> list[str]:
+    """Names an attendee of `event` may not pass for: its chairs, speakers and moderators (not
+    revoked: a revoked person is no longer shown as one) and its organiser."""
+    names = list(
+        await db.scalars(
+            select(Participant.display_name).where(
+                Participant.event_id == event.id,
+                Participant.kind == ParticipantKind.invited.value,
+                Participant.revoked_at.is_(None),
+            )
+        )
+    )
+    organiser = await db.scalar(select(Organiser.name).where(Organiser.id == event.organiser_id))
+    return names if organiser is None else [*names, organiser]
+
+
 async def register_attendee(
     db: AsyncSession, *, event: Event, display_name: str, email: str | None
 ) -> Participant:
+    """Register an attendee, unless their name would pass for a presenter's or the organiser's.
+
+    Attendees may share a name with each other: common names are common, and refusing one would
+    tell anyone who tries a name whether that person registered for this event.
+    """
+    display_name = _checked_name(display_name, field="display_name")
+    if any(
+        passes_for(display_name, taken)
+        for taken in await _presenter_and_staff_names(db, event=event)
+    ):
+        raise Conflict(
+            "person.name_taken",
+            "That name belongs to a presenter or organiser of this event. Please choose another.",
+            field="display_name",
+        )
     attendee = Participant(
         event_id=event.id,
         kind=ParticipantKind.attendee.value,
-        display_name=display_name.strip(),
+        display_name=display_name,
         email=email,
     )
     db.add(attendee)
@@ -59,7 +103,10 @@ async def add_presenter(
     email: str | None = None,
     participant_id: str | None = None,
 ) -> Participant:
-    """Give a person (existing, or new by name) a role in a session; commits nothing."""
+    """Give a person (existing, or new by name) a role in a session; commits nothing.
+
+    A presenter may be named like an attendee who registered earlier: the organiser chose them.
+    """
     if participant_id is not None:
         person = await get_participant(db, event=event, participant_id=participant_id)
         if person.revoked_at is not None:
@@ -68,7 +115,7 @@ async def add_presenter(
         person = Participant(
             event_id=event.id,
             kind=ParticipantKind.invited.value,
-            display_name=display_name.strip(),
+            display_name=_checked_name(display_name, field="display_name"),
             affiliation=affiliation,
             email=email,
         )
@@ -134,3 +181,40 @@ async def invited_people(db: AsyncSession, *, event: Event) -> list[InvitedPerso
         InvitedPerson.model_validate(p).model_copy(update={"roles": roles.get(p.id, [])})
         for p in people
     ]
+
+
+async def purge_attendee_emails(db: AsyncSession, *, now: datetime) -> int:
+    """Forget attendees' emails once their event's retention period has passed; returns how many.
+
+    The clock is the one chat and Q&A are purged by (`retention_days` before `now`), started
+    from the later of the registration and the end of the event's last day: an email is given
+    so the organiser can reach the attendee about the event, so it is kept while the event is
+    still to come, however early they registered.
+    """
+    with_emails = (
+        select(Event.id, Event.retention_days, Event.ends_on, Event.timezone)
+        .join(Participant, Participant.event_id == Event.id)
+        .where(Participant.kind == ParticipantKind.attendee.value, Participant.email.is_not(None))
+        .distinct()
+    )
+    cleared = 0
+    for event_id, days, ends_on, timezone in (await db.execute(with_emails)).all():
+        cutoff = now - timedelta(days=days)
+        ended = datetime.combine(
+            ends_on + timedelta(days=1), datetime.min.time(), ZoneInfo(timezone)
+        )
+        if ended > cutoff:
+            continue
+        result = await db.execute(
+            update(Participant)
+            .where(
+                Participant.event_id == event_id,
+                Participant.kind == ParticipantKind.attendee.value,
+                Participant.email.is_not(None),
+                Participant.created_at < cutoff,
+            )
+            .values(email=None)
+        )
+        cleared += result.rowcount  # type: ignore[attr-defined]
+    await db.commit()
+    return cleared
