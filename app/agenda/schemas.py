@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.agenda.dates import SessionTime
 from app.agenda.models import SessionKind
 from app.patch import Patch
 
@@ -14,8 +15,8 @@ class SessionFields(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20_000)
     kind: SessionKind = SessionKind.talk
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: SessionTime
+    ends_at: SessionTime
     content_note: str | None = Field(default=None, max_length=2_000)
     moderation_required: bool = True
     anonymous_questions_allowed: bool = True
@@ -32,8 +33,8 @@ class SessionUpdate(Patch):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=20_000)
     kind: SessionKind | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: SessionTime | None = None
+    ends_at: SessionTime | None = None
     content_note: str | None = Field(default=None, max_length=2_000)
     moderation_required: bool | None = None
     anonymous_questions_allowed: bool | None = None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agenda.dates import event_instants
 from app.agenda.models import Session
 from app.agenda.schemas import Presenter, SessionCreate, SessionPublic, SessionUpdate
 from app.errors import Invalid, NotFound
@@ -22,26 +22,37 @@ async def get_session(db: AsyncSession, *, session_id: str) -> Session:
     return session
 
 
-def check_within_event(event: Event, starts_at: datetime, ends_at: datetime, *, field: str) -> None:
-    """Sessions end after they start, and fall within the event's days in its time zone."""
+def check_within_event(
+    event: Event,
+    starts_at: datetime,
+    ends_at: datetime,
+    *,
+    early_field: str = "starts_at",
+    late_field: str = "ends_at",
+) -> None:
+    """Sessions end after they start, and fall within the event's days in its time zone.
+
+    A refusal names `early_field` when the session starts before the event's first day (or the
+    event's dates will not convert), `late_field` when it ends after the event's last day.
+    """
     if ends_at <= starts_at:
         raise Invalid(
             "session.ends_before_start", "The session ends before it starts.", field="ends_at"
         )
-    zone = ZoneInfo(event.timezone)
-    first = datetime.combine(event.starts_on, datetime.min.time(), zone)
-    after_last = datetime.combine(event.ends_on, datetime.min.time(), zone) + timedelta(days=1)
+    first, after_last = event_instants(
+        event.starts_on, event.ends_on, event.timezone, field=early_field
+    )
     if starts_at < first or ends_at > after_last:
         raise Invalid(
             "session.outside_event",
             f"The session must fall within the event's dates ({event.starts_on} to "
             f"{event.ends_on}, {event.timezone}).",
-            field=field,
+            field=early_field if starts_at < first else late_field,
         )
 
 
 async def create_session(db: AsyncSession, *, event: Event, data: SessionCreate) -> Session:
-    check_within_event(event, data.starts_at, data.ends_at, field="starts_at")
+    check_within_event(event, data.starts_at, data.ends_at)
     session = Session(event_id=event.id, **data.model_dump())
     db.add(session)
     await db.commit()
@@ -56,7 +67,6 @@ async def update_session(
         event,
         changes.get("starts_at", session.starts_at),
         changes.get("ends_at", session.ends_at),
-        field="starts_at",
     )
     for name, value in changes.items():
         setattr(session, name, value)

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.agenda.dates import EventDay, TimeZoneName
 from app.agenda.schemas import SessionPublic
 from app.patch import Patch
-
-
-def check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name like Europe/London)"
-        ) from exc
-    return value
 
 
 class EventSettings(BaseModel):
@@ -33,31 +23,24 @@ class EventCreate(EventSettings):
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=20_000)
     slug: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,78}[a-z0-9]$")
-    starts_on: date
-    ends_on: date
-    timezone: str = Field(default="Europe/London", max_length=64)
+    starts_on: EventDay
+    ends_on: EventDay
+    timezone: TimeZoneName = "Europe/London"
     published: bool = False
-
-    _tz = field_validator("timezone")(check_timezone)
 
 
 class EventUpdate(Patch):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=20_000)
-    starts_on: date | None = None
-    ends_on: date | None = None
-    timezone: str | None = Field(default=None, max_length=64)
+    starts_on: EventDay | None = None
+    ends_on: EventDay | None = None
+    timezone: TimeZoneName | None = None
     published: bool | None = None
     organiser_sees_attendee_names: bool | None = None
     attendees_see_each_other: bool | None = None
     replays_enabled: bool | None = None
     retention_days: int | None = Field(default=None, ge=1, le=3650)
     word_filter: list[str] | None = Field(default=None, max_length=500)
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else check_timezone(value)
 
 
 class EventPublic(BaseModel):

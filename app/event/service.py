@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agenda.dates import LONGEST_EVENT
 from app.agenda.models import Session
 from app.agenda.service import check_within_event
 from app.auth.service import Principal
@@ -72,9 +73,16 @@ async def _free_slug(db: AsyncSession, wanted: str) -> str:
 
 
 def check_dates(starts_on: date, ends_on: date) -> None:
+    """An event ends on or after its first day, and lasts at most `LONGEST_EVENT`."""
     if ends_on < starts_on:
         raise Invalid(
             "event.ends_before_start", "The event ends before it starts.", field="ends_on"
+        )
+    if ends_on - starts_on >= LONGEST_EVENT:
+        raise Invalid(
+            "event.too_long",
+            f"An event lasts at most {LONGEST_EVENT.days} days.",
+            field="ends_on",
         )
 
 
@@ -100,11 +108,18 @@ async def update_event(db: AsyncSession, *, event: Event, data: EventUpdate) -> 
     starts_on = changes.get("starts_on", event.starts_on)
     ends_on = changes.get("ends_on", event.ends_on)
     check_dates(starts_on, ends_on)
+    moved = [name for name in ("starts_on", "ends_on", "timezone") if name in changes]
     for name, value in changes.items():
         setattr(event, name, value)
-    if {"starts_on", "ends_on", "timezone"} & changes.keys():
+    if moved:
+        # A refusal names the side a session falls off, or the time zone when only that moved.
+        early, late = (
+            ("timezone", "timezone") if moved == ["timezone"] else ("starts_on", "ends_on")
+        )
         for session in await db.scalars(select(Session).where(Session.event_id == event.id)):
-            check_within_event(event, session.starts_at, session.ends_at, field="starts_on")
+            check_within_event(
+                event, session.starts_at, session.ends_at, early_field=early, late_field=late
+            )
     await db.commit()
     return event
 

@@ -50,3 +50,24 @@ async def organiser_with_event(app, browser: httpx.AsyncClient) -> OrganiserStor
     )
     assert session.status_code == 201, session.text
     return OrganiserStory(browser, event.json(), session.json())
+
+
+async def new_event(browser: httpx.AsyncClient, **fields: object) -> httpx.Response:
+    """POST an event titled after its dates; `fields` override or add to the body."""
+    body = {"title": f"Event {fields.get('starts_on')} {fields.get('timezone')}", **fields}
+    return await browser.post("/api/events", json=body)
+
+
+async def new_session(
+    browser: httpx.AsyncClient, event_id: str, starts_at: str, ends_at: str
+) -> httpx.Response:
+    return await browser.post(
+        f"/api/events/{event_id}/sessions",
+        json={"title": "Boundary talk", "starts_at": starts_at, "ends_at": ends_at},
+    )
+
+
+def refused_fields(response: httpx.Response) -> list[str]:
+    """The fields a 422 names; fails the test on any other answer."""
+    assert response.status_code == 422, response.text
+    return [f["field"] for f in response.json()["error"]["fields"]]

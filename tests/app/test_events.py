@@ -109,7 +109,7 @@ async def test_bad_input_is_refused_naming_the_field_and_nothing_changes(app, cl
                     "starts_at": "2027-03-05T09:00:00+00:00",
                     "ends_at": "2027-03-05T10:00:00+00:00",
                 },
-                "starts_at",
+                "ends_at",
             ),
             (f"/api/events/{event_id}/sessions", "POST", {**session, "title": "x" * 201}, "title"),
             (f"/api/events/{event_id}/sessions", "POST", {**session, "kind": "party"}, "kind"),
