@@ -25,6 +25,8 @@ from uvicorn.supervisors import Multiprocess
 PARSERS = ("auto", "httptools", "h11")
 
 _REFUSED = b"Request head too large.\n"
+# How long a connection whose head was refused is drained before it is closed.
+_LINGER_SECONDS = 2.0
 
 
 class ServingConfig(uvicorn.Config):
@@ -52,6 +54,8 @@ class RequestHeadDeadline(asyncio.Protocol):
     # The response cycle that was current when the awaited head started: a new one means it came.
     _cycle_before: Any = None
     _head_timer: asyncio.TimerHandle | None = None
+    # Set once a head is refused: what still arrives is read and dropped until the connection closes.
+    _refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -63,6 +67,8 @@ class RequestHeadDeadline(asyncio.Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         limit = self.config.h11_max_incomplete_event_size or 16 * 1024
         # The parser is fed no more of an unfinished head than the limit, so neither parser ever
         # buffers more, and a head that arrives whole in one read is measured all the same.
@@ -101,15 +107,15 @@ class RequestHeadDeadline(asyncio.Protocol):
     def _arm(self) -> None:
         self._disarm()
         seconds = cast(ServingConfig, self.config).request_head_seconds
-        self._head_timer = self.loop.call_later(seconds, self._too_slow)
+        self._head_timer = self.loop.call_later(seconds, self._close)
 
     def _disarm(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _too_slow(self) -> None:
-        # No 408: whoever sends a head this slowly is not waiting for an answer.
+    def _close(self) -> None:
+        # A head too slow gets no 408: whoever sends one this slowly is not waiting for an answer.
         self._head_timer = None
         if not self.transport.is_closing():
             self.transport.close()
@@ -126,7 +132,15 @@ class RequestHeadDeadline(asyncio.Protocol):
             + b"connection: close\r\n\r\n"
             + _REFUSED
         )
-        self.transport.close()
+        # Closing with unread bytes would reset the connection, and a reset can destroy the answer
+        # before the client reads it; so the rest is read and dropped for a moment (as nginx's
+        # lingering close does), or until the client closes its side.
+        self._refused = True
+        self._head_bytes = None
+        self._disarm()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._head_timer = self.loop.call_later(_LINGER_SECONDS, self._close)
 
 
 class H11RequestHeads(RequestHeadDeadline, H11Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -10,8 +12,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
 
 DAIS = [sys.executable, "-m", "app.cli"]
 
@@ -82,3 +87,30 @@ def dais_server(database_url: str, data_dir: Path, *args: str, **settings: str) 
     port = free_port()
     with dais_process(database_url, data_dir, port, *args, **settings):
         yield f"http://127.0.0.1:{port}"
+
+
+async def demo_attendee(base_url: str, display_name: str) -> tuple[str, str]:
+    """Registers an attendee of the demo event through `base_url` (as the event page does); their
+    session cookie and the id of the demo's first session."""
+    async with httpx.AsyncClient(base_url=base_url, headers={"Origin": base_url}) as browser:
+        registered = await browser.post(
+            "/api/events/tackling-stalking/register", json={"display_name": display_name}
+        )
+        registered.raise_for_status()
+        agenda = (await browser.get("/api/events/tackling-stalking/agenda")).json()
+        return registered.cookies["dais_session"], agenda["sessions"][0]["id"]
+
+
+async def join_live(
+    live_url: str, cookie: str, origin: str
+) -> tuple[ClientConnection, dict[str, Any]]:
+    """A tab's live socket joined with the session cookie (docs/protocol.md); the join reply."""
+    ws = await websockets.connect(
+        live_url,
+        origin=origin,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"dais_session={cookie}"},
+        open_timeout=5,
+        close_timeout=2,
+    )
+    await ws.send(json.dumps({"type": "room.join", "id": 1}))
+    return ws, json.loads(await asyncio.wait_for(ws.recv(), 5))
