@@ -27,7 +27,7 @@ from chat.protocol import (
     StageTakeOff,
     StageView,
 )
-from streaming.errors import MediaError
+from streaming.errors import FORBIDDEN, MediaError
 
 if TYPE_CHECKING:
     from chat.gateway import Gateway
@@ -102,19 +102,21 @@ def _close_media(gateway: Gateway, stages: StageHosts) -> Any:
 
 @live.action(MediaPublish, rate="signal")
 async def publish(ctx: Context, action: MediaPublish) -> dict[str, Any]:
-    may_publish = ctx.conn.role in PUBLISHERS
+    """A presenter's offer. Anyone else is refused here, before the stage's host is called: no
+    peer connection is made for them, so no candidate of theirs is ever used (SECURITY 22)."""
+    if ctx.conn.role not in PUBLISHERS:
+        raise MediaError(FORBIDDEN, "Only the chair and speakers publish media.")
     answer, described = await _call(
         ctx,
         "publish",
         session_id=ctx.session.id,
         person_id=ctx.person_id,
         connection_id=ctx.conn.id,
-        may_publish=may_publish,
+        may_publish=True,
         sdp=action.sdp,
     )
-    if may_publish:
-        _announce(ctx, described)
-    return {**answer, "may_publish": may_publish}
+    _announce(ctx, described)
+    return {**answer, "may_publish": True}
 
 
 @live.action(MediaWatch, rate="signal")

@@ -20,7 +20,9 @@ must pass encoded RTP packets through untouched, so it taps aiortc at three poin
   NACK) are replaced per instance, so keyframe requests go up to the publisher and retransmissions
   come from the forwarder's packet history.
 
-`check_internals()` verifies all of this still exists; MediaServer calls it at start-up and a test
+The server's ICE is lite (`streaming/ice_lite.py`, which also reaches into aioice and aiortc).
+
+`check_internals()` verifies all of this (and what ice_lite.py relies on) still exists; MediaServer calls it at start-up and a test
 calls it, so an aiortc upgrade that moves these internals fails loudly instead of silently.
 """
 
@@ -37,14 +39,16 @@ from typing import Any, NamedTuple
 
 import aioice.ice
 import pylibsrtp
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
+from aiortc.rtcpeerconnection import add_transport_description, is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
@@ -170,6 +174,47 @@ def check_internals() -> None:
         "self._sock = sock" in _source(asyncio.selector_events._SelectorTransport.__init__),  # type: ignore[attr-defined]
         "asyncio's selector transports keep their socket in _sock",
     )
+
+    # ICE-lite (streaming/ice_lite.py) replaces how aioice starts checks and consent, and how
+    # aiortc makes ICE transports and writes their parameters.
+    connection = aioice.ice.Connection
+    expect(
+        hasattr(RTCPeerConnection, "_RTCPeerConnection__createDtlsTransport"),
+        "RTCPeerConnection.__createDtlsTransport makes every ICE transport",
+    )
+    expect(
+        "self._connection = Connection(" in _source(RTCIceGatherer.__init__)
+        and "await self._connection.connect()" in _source(RTCIceTransport.start),
+        "an RTCIceGatherer's aioice Connection is what RTCIceTransport.start connects",
+    )
+    expect(
+        "iceGatherer.getLocalParameters()" in _source(add_transport_description)
+        and "m.ice.iceLite" in _source(SessionDescription.__str__),
+        "aiortc writes a=ice-lite when the gatherer's parameters say iceLite",
+    )
+    expect(
+        "self.check_incoming(message, addr, protocol)" in _source(connection.request_received)
+        and "self._early_checks.append(" in _source(connection.request_received)
+        and "self._tie_breaker" in _source(connection.request_received),
+        "aioice answers a check, then hands it to check_incoming (or keeps it until connect)",
+    )
+    expect(
+        "self.check_start_task(pair)" in _source(connection._check_periodic)
+        and "self.check_start_task(pair)" in _source(connection.check_incoming)
+        and "self.query_consent()" in _source(connection.connect),
+        "aioice starts checks by check_start_task and consent checks from connect only",
+    )
+    for name in (
+        "_check_list_state",
+        "_check_list_done",
+        "_early_checks_done",
+        "_remote_candidates_end",
+        "_tie_breaker",
+        "ice_controlling",
+    ):
+        expect(_assigns(_source(connection.__init__), name), f"aioice.Connection.{name}")
+    for name in ("_check_list_maybe_complete", "_find_pair", "close"):
+        expect(hasattr(connection, name), f"aioice.Connection.{name}")
 
     transceiver_init = _source(RTCRtpTransceiver.__init__)
     expect("self._codecs" in transceiver_init, "RTCRtpTransceiver._codecs")

@@ -22,5 +22,7 @@ TOO_MANY_PEERS = "media.too_many_peers"
 PEER_NOT_FOUND = "media.peer_not_found"
 BAD_SDP = "media.bad_sdp"
 BAD_KIND = "media.bad_kind"
+# Publishing from a client that may not publish: refused before any peer connection exists.
+FORBIDDEN = "media.forbidden"
 UNAVAILABLE = "media.unavailable"  # the process hosting the session's stage did not answer
 RELAY_FAILED = "media.failed"  # the stage's host failed the call (details in its log)

@@ -15,6 +15,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from . import aiortc_hooks as hooks
 from .errors import BAD_SDP, MediaError
 from .forwarder import PublishedTrack, ViewerSlot
+from .ice_lite import serve_ice_lite
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class Peer:
         self.person_id = person_id
         self.connection_id = connection_id
         self.pc = RTCPeerConnection(configuration)
+        # The server never starts a connectivity check: no client can point it at an address.
+        serve_ice_lite(self.pc)
         self.closed = False
 
     async def close(self) -> None:
@@ -73,13 +76,13 @@ async def _apply_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
 
 
 class PublishingPeer(Peer):
-    """A client's publishing connection: the server only ever receives on it."""
+    """A presenter's publishing connection: the server only ever receives on it. (A client that
+    may not publish never gets one: MediaServer refuses its offer first.)"""
 
     role = "publish"
 
-    def __init__(self, *, may_publish: bool, **kwargs: object) -> None:
+    def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.may_publish = may_publish
         self.tracks: dict[str, PublishedTrack] = {}
         self._labels: dict[RTCRtpTransceiver, str | None] = {}
 
@@ -88,10 +91,10 @@ class PublishingPeer(Peer):
         for transceiver in self.pc.getTransceivers():
             if transceiver in self._labels:
                 continue
-            label = self._next_label(transceiver.kind) if self.may_publish else None
+            label = self._next_label(transceiver.kind)
             self._labels[transceiver] = label
             if label is None:
-                # An attendee (or a surplus m-line): accept no media at all on it.
+                # A surplus m-line: accept no media at all on it.
                 transceiver.direction = "inactive"
             else:
                 transceiver.direction = "recvonly"

@@ -19,6 +19,7 @@ from . import aiortc_hooks as hooks
 from .errors import (
     BAD_KIND,
     BAD_SDP,
+    FORBIDDEN,
     PEER_NOT_FOUND,
     SDP_TOO_LARGE,
     TOO_MANY_PEERS,
@@ -85,7 +86,12 @@ class MediaServer:
     async def publish(
         self, *, session_id: str, person_id: str, connection_id: str, may_publish: bool, sdp: str
     ) -> dict[str, Any]:
-        """Answer a client's offer for its publishing connection (receive-only unless allowed)."""
+        """Answer a presenter's offer for its publishing connection.
+
+        A client that may not publish is refused before anything of its offer is read: no peer
+        connection, no ICE, so its candidates never name an address the server sends to."""
+        if not may_publish:
+            raise MediaError(FORBIDDEN, "only the chair and speakers publish media")
         self._check_sdp(sdp)
         stage = self._stage(session_id)
         current = [
@@ -96,23 +102,15 @@ class MediaServer:
             and p.person_id == person_id
         ]
         same = next(
-            (
-                p
-                for p in current
-                if p.connection_id == connection_id
-                and p.may_publish == may_publish
-                and p.same_ice(sdp)
-            ),
-            None,
+            (p for p in current if p.connection_id == connection_id and p.same_ice(sdp)), None
         )
         if same is not None:
             # A renegotiation on the live connection, e.g. a screen share added or stopped. (New
             # ICE credentials mean a new connection from the same socket, e.g. a page restarting
             # a failed one: it replaces the old one below.)
             answer = await same.accept_offer(sdp)
-            if may_publish:
-                stage.attach(stage.publisher(person_id), same)
-                await self._restage(stage)
+            stage.attach(stage.publisher(person_id), same)
+            await self._restage(stage)
             return {"peer_id": same.id, "sdp": answer}
 
         self._check_peer_limit(person_id, replacing=len(current))
@@ -120,7 +118,6 @@ class MediaServer:
             session_id=session_id,
             person_id=person_id,
             connection_id=connection_id,
-            may_publish=may_publish,
             configuration=self._configuration,
         )
         self._register(peer)
@@ -129,13 +126,11 @@ class MediaServer:
         except BaseException:
             await self._drop(peer)
             raise
-        if may_publish:
-            stage.attach(stage.publisher(person_id), peer)
+        stage.attach(stage.publisher(person_id), peer)
         # The new connection replaces any earlier one of this person in this session.
         for old in current:
             await self._drop(old)
-        if may_publish:
-            await self._restage(stage)
+        await self._restage(stage)
         return {"peer_id": peer.id, "sdp": answer}
 
     async def watch(

@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import pathlib
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import aioice.ice
 import av
+from aioice import stun
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 
@@ -105,6 +109,87 @@ class PacketCounter:
     def fps(self, since: float, until: float) -> float:
         count = sum(1 for t in self.frame_times if since <= t < until)
         return count / (until - since)
+
+
+class StunSent:
+    """Counts the STUN messages that some ICE connections send, by the address they go to.
+
+    Every STUN message aioice sends (checks and their retransmissions, consent checks, responses)
+    goes out through `StunProtocol.send_stun`; `observe()` wraps it for its duration and counts
+    what the connections `of_interest` send, then sends it as before.
+    """
+
+    def __init__(self, of_interest: Callable[[aioice.ice.Connection], bool]) -> None:
+        self.of_interest = of_interest
+        self.requests: list[tuple[str, int]] = []  # where each request went
+        self.responses = 0
+
+    @contextlib.contextmanager
+    def observe(self) -> Iterator[StunSent]:
+        original = aioice.ice.StunProtocol.send_stun
+        counter = self
+
+        def send_stun(
+            protocol: aioice.ice.StunProtocol, message: stun.Message, addr: tuple[str, int]
+        ) -> None:
+            if counter.of_interest(protocol.receiver):  # type: ignore[arg-type]
+                if message.message_class == stun.Class.REQUEST:
+                    counter.requests.append(addr)
+                else:
+                    counter.responses += 1
+            original(protocol, message, addr)
+
+        aioice.ice.StunProtocol.send_stun = send_stun  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            aioice.ice.StunProtocol.send_stun = original  # type: ignore[method-assign]
+
+
+class Decoy:
+    """A UDP socket on 127.0.0.1 that nobody should ever send to, and the SDP line naming it as
+    an ICE candidate (the highest priority, so a full ICE agent would check it first)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.setblocking(False)
+        self.port = self.socket.getsockname()[1]
+        self.candidate = f"a=candidate:decoy 1 udp 2130706431 127.0.0.1 {self.port} typ host"
+
+    def name_in(self, sdp: str) -> str:
+        """`sdp` with the decoy listed before every m-line's first candidate."""
+        lines = sdp.split("\r\n")
+        out: list[str] = []
+        in_media = named = False
+        for line in lines:
+            if line.startswith("m="):
+                in_media, named = True, False
+            if in_media and not named and line.startswith("a=candidate:"):
+                out.append(self.candidate)
+                named = True
+            out.append(line)
+        return "\r\n".join(out)
+
+    def received(self) -> list[bytes]:
+        datagrams = []
+        while True:
+            try:
+                datagrams.append(self.socket.recv(4096))
+            except BlockingIOError:
+                return datagrams
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def server_connections(server: MediaServer) -> set[aioice.ice.Connection]:
+    """The aioice connections of every peer connection the media server holds now."""
+    return {
+        transceiver.receiver.transport.transport._connection
+        for peer in server._peers.values()
+        for transceiver in peer.pc.getTransceivers()
+    }
 
 
 async def wait_connected(pc: RTCPeerConnection, timeout: float = 10.0) -> None:

@@ -75,8 +75,9 @@ async def test_a_person_holds_at_most_the_configured_number_of_peers(
     with pytest.raises(MediaError) as refused:
         await conference.watch("s1", "attendee", connection_id="tab3")
     assert refused.value.code == "media.too_many_peers"
-    with pytest.raises(MediaError):
-        await conference.publish("s1", "attendee", connection_id="tab3", may_publish=False)
+    with pytest.raises(MediaError) as refused:
+        await conference.publish("s1", "attendee", connection_id="tab3")
+    assert refused.value.code == "media.too_many_peers"
     await conference.watch("s1", "someone-else")  # others are not affected
 
     await conference.server.close_connection("tab1")

@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
+from aiortc import RTCPeerConnection
 from media_clients import (
     Conference,
+    Decoy,
     PacketCounter,
     SyntheticCamera,
+    Tone,
     Viewer,
     apply_answer,
     eventually,
+    publisher_offer,
     wait_connected,
 )
 
+from streaming import MediaError
 from streaming.peers import PublishingPeer
 
 
@@ -117,24 +123,36 @@ async def test_muting_audio_removes_it_for_attendees_but_not_the_chair(
     await eventually(growing(attendee, "speaker", "audio"), 3, "audio back")
 
 
-async def test_an_attendees_offer_gets_a_receive_only_answer(conference: Conference) -> None:
-    """SECURITY 4: an attendee's publish offer is answered inactive and no media is taken."""
+async def test_an_attendees_offer_is_refused_without_any_peer_connection(
+    conference: Conference,
+) -> None:
+    """SECURITY 4 and 22: a client that may not publish gets no peer connection from its offer
+    at all: it is refused with media.forbidden, nothing is made of it, and a UDP socket that its
+    offer names as an ICE candidate receives nothing."""
     chair = await conference.watch("s1", "chair", sees_green_room=True)
-    pc = await conference.publish("s1", "attendee", may_publish=False)
-    answer = pc.remoteDescription.sdp
-    directions = [
-        line
-        for line in answer.splitlines()
-        if line in ("a=sendrecv", "a=recvonly", "a=sendonly", "a=inactive")
-    ]
-    assert directions and set(directions) == {"a=inactive"}
-    await asyncio.sleep(1.0)
-    peer = next(p for p in conference.server._peers.values() if isinstance(p, PublishingPeer))
-    assert peer.tracks == {}
-    stage = conference.server.stage("s1")
-    assert stage["publishers"] == []
-    assert chair.tracks == []
-    assert all(t.receiver._enabled is False for t in peer.pc.getTransceivers())
+    decoy = Decoy()
+    try:
+        pc = RTCPeerConnection()
+        conference.publishers.append(pc)
+        sdp = await publisher_offer(pc, [SyntheticCamera(), Tone()], edit=decoy.name_in)
+        assert decoy.candidate in sdp.split("\r\n")
+        peers_before = dict(conference.server._peers)
+        with pytest.raises(MediaError) as refused:
+            await conference.server.publish(
+                session_id="s1",
+                person_id="attendee",
+                connection_id="conn-attendee",
+                may_publish=False,
+                sdp=sdp,
+            )
+        assert refused.value.code == "media.forbidden"
+        assert conference.server._peers == peers_before  # the chair's viewing peer only
+        await asyncio.sleep(3.0)
+        assert decoy.received() == []
+        assert conference.server.stage("s1")["publishers"] == []
+        assert chair.tracks == []
+    finally:
+        decoy.close()
 
 
 async def test_a_publisher_who_reconnects_within_the_grace_period_stays_live(
