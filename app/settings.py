@@ -46,6 +46,8 @@ class Settings(BaseSettings):
             "reaction": (10, 120.0),
             # WebRTC signalling: publish, watch and answers to the server's renegotiations.
             "signal": (20, 120.0),
+            # Refused actions (forbidden, unknown or malformed); see chat/limits.py.
+            "refused": (20, 30.0),
         }
     )
     # Signalling frames (`media.*`) may carry an SDP of up to 64 KiB, so they may be this large.

@@ -28,9 +28,11 @@ from app.errors import (
 from app.event.models import Event as ConferenceEvent
 from chat.bus import Envelope
 from chat.connection import PRESENTER_ROLES, STAFF_ROLES, Connection
-from chat.models import AuditEntry, Room, RoomEvent, Sanction
+from chat.limits import Refusal
+from chat.models import Room, RoomEvent, Sanction
 from chat.protocol import (
     CLOSE_POLICY,
+    CLOSE_REASON_ABUSE,
     Action,
     Error,
     Event,
@@ -42,6 +44,7 @@ from chat.protocol import (
     parse_action,
     request_id_of,
 )
+from chat.service import record_audit
 
 if TYPE_CHECKING:
     from chat.gateway import Gateway
@@ -208,10 +211,16 @@ def _result(value: Result) -> dict[str, Any]:
 
 
 async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
-    """Handle one client frame: exactly one reply (`ok` or `error`) goes back."""
+    """Handle one client frame: exactly one reply (`ok` or `error`) goes back, unless the
+    socket is closed meanwhile."""
     request_id = request_id_of(text)
     try:
-        action = parse_action(text)
+        try:
+            action = parse_action(text)
+        except Invalid:
+            if conn.joined:
+                _refused(gateway, conn)
+            raise
         request_id = action.id
         if not conn.joined:
             if not isinstance(action, RoomJoin):
@@ -222,9 +231,17 @@ async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
             raise Conflict("room.already_joined", "This socket has joined the room already.")
         handler = gateway.handlers.get(action.type)
         if handler is None:
+            _refused(gateway, conn)
             raise Invalid("request.unknown_type", "There is no such action.", field="type")
+        if conn.role not in handler.permission:
+            # Counted before the room's lock and the database: a flood of refused actions
+            # past its limit costs neither, and never delays what others do in the room.
+            _refused(gateway, conn)
         room = gateway.rooms.room(conn.session_id)
         async with room.lock:
+            if conn.closing is not None:
+                # Closed by the server while waiting (revoked, removed): its close code says why.
+                return
             result, published = await _run(gateway, conn, handler, action)
             # Persisted; now acknowledge, then broadcast.
             conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
@@ -238,6 +255,18 @@ async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
     except Exception:
         log.exception("live action failed")
         conn.reply(error_frame(DomainError("server.error", "Something went wrong."), request_id))
+
+
+def _refused(gateway: Gateway, conn: Connection) -> None:
+    """Count a refused action: past the `refused` rate limit it is answered `rate_limited` (and
+    not audited); a socket that keeps on after that is closed with 1008 `abuse.refused`."""
+    refusal = gateway.limits.refuse(conn.session_id, conn.person_id)
+    if refusal is Refusal.answered:
+        return
+    if refusal is Refusal.abusive:
+        log.info("closing a socket that keeps sending refused actions")
+        conn.close(CLOSE_POLICY, CLOSE_REASON_ABUSE, flush=True)
+    raise RateLimited("rate_limited", "Too many refused actions; slow down.")
 
 
 async def _run(
@@ -281,15 +310,14 @@ async def _audit(
     target = ctx.audit_target or next(
         (getattr(action, name) for name in _TARGETS if getattr(action, name, None)), None
     )
-    db.add(
-        AuditEntry(
-            event_id=ctx.event.id,
-            session_id=ctx.session.id,
-            actor_id=ctx.person_id,
-            actor_role=ctx.conn.role.value,
-            action=handler.name,
-            target_id=target,
-            detail=ctx.audit_detail,
-            outcome=outcome,
-        )
+    await record_audit(
+        db,
+        event_id=ctx.event.id,
+        session_id=ctx.session.id,
+        actor_id=ctx.person_id,
+        actor_role=ctx.conn.role.value,
+        action=handler.name,
+        target_id=target,
+        detail=ctx.audit_detail,
+        outcome=outcome,
     )

@@ -145,12 +145,21 @@ class Sanction(Base):
 
 
 class AuditEntry(Base):
-    """A moderation action, done or refused. Holds ids and settings, never message text."""
+    """A moderation action, done or refused. Holds ids and settings, never message text.
+
+    Refusals of one action by one person at one target are folded into one entry for a while:
+    `count` of them, the first at `created_at`, the latest at `last_at`."""
 
     __tablename__ = "live_audit"
+    __table_args__ = (
+        # The organiser's pages, newest first (chat.service.audit_log).
+        Index("ix_live_audit_event_created", "event_id", "created_at", "id"),
+        # Finding the entry a repeated refusal folds into (chat.service.record_audit).
+        Index("ix_live_audit_fold", "session_id", "actor_id", "action", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
     actor_id: Mapped[str] = mapped_column(String(32))
     actor_role: Mapped[str] = mapped_column(String(16))
@@ -158,4 +167,6 @@ class AuditEntry(Base):
     target_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
     outcome: Mapped[str] = mapped_column(String(16))  # done / forbidden
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, WebSocket
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response, WebSocket
 
 from app.deps import CurrentOrganiser, DbSession
 from app.event.service import get_owned_event
@@ -21,11 +23,50 @@ async def live(websocket: WebSocket, session_id: str) -> None:
     await gateway.serve(websocket, session_id)
 
 
-@router.get("/api/events/{event_id}/audit", response_model=list[AuditEntryRead])
-async def read_audit_log(event_id: str, db: DbSession, organiser: CurrentOrganiser):
-    """Moderation actions in the event's rooms, done and refused, newest first."""
+_NEXT_PAGE = {
+    "Link": {
+        "description": 'The next page, when there is one: `<…/audit?…&cursor=…>; rel="next"`',
+        "schema": {"type": "string"},
+    }
+}
+
+
+@router.get(
+    "/api/events/{event_id}/audit",
+    response_model=list[AuditEntryRead],
+    responses={200: {"headers": _NEXT_PAGE}},
+)
+async def read_audit_log(
+    event_id: str,
+    request: Request,
+    response: Response,
+    db: DbSession,
+    organiser: CurrentOrganiser,
+    outcome: Annotated[Literal["done", "forbidden"] | None, Query()] = None,
+    action: Annotated[str | None, Query(max_length=40, examples=["person.mute"])] = None,
+    actor: Annotated[str | None, Query(max_length=32, description="a person's id")] = None,
+    session: Annotated[str | None, Query(max_length=32, description="a session's id")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+):
+    """Moderation actions in the event's rooms, done and refused, newest first, a page at a
+    time; the `Link` header (`rel="next"`) holds the next page's address, with its `cursor`.
+    Refusals repeated within 10 minutes are one entry with their `count`."""
     event = await get_owned_event(db, event_id=event_id, organiser=organiser)
-    return await audit_log(db, event=event)
+    page = await audit_log(
+        db,
+        event=event,
+        outcome=outcome,
+        action=action,
+        actor_id=actor,
+        session_id=session,
+        limit=limit,
+        cursor=cursor,
+    )
+    if page.next_cursor is not None:
+        after = request.url.include_query_params(cursor=page.next_cursor)
+        response.headers["Link"] = f'<{after.path}?{after.query}>; rel="next"'
+    return page.entries
 
 
 @router.get("/api/events/{event_id}/attendance", response_model=list[SessionAttendance])

@@ -18,7 +18,10 @@ class AuditEntryRead(BaseModel):
     target_id: str | None
     detail: str | None
     outcome: str
+    # Refusals repeated within a few minutes are one entry: how many, the first and the latest.
+    count: int
     created_at: datetime
+    last_at: datetime
 
 
 class AttendancePoint(BaseModel):

@@ -3,18 +3,21 @@ the state and replay a joining socket gets, the audit log, and the retention pur
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agenda.models import Session
 from app.auth.service import Principal
-from app.errors import Forbidden
+from app.db import utcnow
+from app.errors import Forbidden, Invalid
 from app.event.models import Event
 from chat.models import (
     AuditEntry,
@@ -30,6 +33,7 @@ from chat.models import (
     Sanction,
 )
 from chat.protocol import (
+    ACTIONS,
     JoinResult,
     MessageView,
     PollView,
@@ -274,15 +278,137 @@ async def missed_events(
 # -- audit and retention -------------------------------------------------------------------------
 
 
-async def audit_log(db: AsyncSession, *, event: Event, limit: int = 1000) -> list[AuditEntry]:
-    """The event's moderation actions, newest first."""
-    rows = await db.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.event_id == event.id)
-        .order_by(AuditEntry.created_at.desc(), AuditEntry.id)
-        .limit(limit)
+# Refusals of one action by one person at one target within this window are one entry.
+AUDIT_FOLD_WINDOW = timedelta(minutes=10)
+AUDIT_OUTCOMES = ("done", "forbidden")
+
+
+async def record_audit(
+    db: AsyncSession,
+    *,
+    event_id: str,
+    session_id: str,
+    actor_id: str,
+    actor_role: str,
+    action: str,
+    target_id: str | None,
+    detail: str | None,
+    outcome: str,
+) -> None:
+    """Write one moderation action to the audit log; a refusal repeating one in the fold window
+    counts on that entry instead, so a flood of them cannot push what was done out of view."""
+    now = utcnow()
+    if outcome == "forbidden":
+        folded = await db.scalar(
+            select(AuditEntry.id)
+            .where(
+                AuditEntry.session_id == session_id,
+                AuditEntry.actor_id == actor_id,
+                AuditEntry.action == action,
+                AuditEntry.created_at >= now - AUDIT_FOLD_WINDOW,
+                AuditEntry.outcome == outcome,
+                AuditEntry.target_id.is_(None)
+                if target_id is None
+                else AuditEntry.target_id == target_id,
+            )
+            .order_by(AuditEntry.created_at.desc())
+            .limit(1)
+        )
+        if folded is not None:
+            # Counted in SQL: another server process may be counting on the same entry.
+            await db.execute(
+                update(AuditEntry)
+                .where(AuditEntry.id == folded)
+                .values(count=AuditEntry.count + 1, last_at=now)
+            )
+            return
+    db.add(
+        AuditEntry(
+            event_id=event_id,
+            session_id=session_id,
+            actor_id=actor_id,
+            actor_role=actor_role,
+            action=action,
+            target_id=target_id,
+            detail=detail,
+            outcome=outcome,
+            count=1,
+            created_at=now,
+            last_at=now,
+        )
     )
-    return list(rows)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    # Where the next page starts, or None when this is the last one.
+    next_cursor: str | None
+
+
+def _audit_cursor(entry: AuditEntry) -> str:
+    """An opaque cursor: where the page after `entry` starts."""
+    raw = f"{entry.created_at.isoformat()}|{entry.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _read_audit_cursor(cursor: str) -> tuple[datetime, str]:
+    bad = Invalid("request.invalid", "This is not a cursor from a page.", field="cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, entry_id = raw.split("|")
+        created_at = datetime.fromisoformat(when)
+    except ValueError:  # bad base64 or UTF-8, not two parts, not a time
+        raise bad from None
+    if created_at.tzinfo is None or not (entry_id.isascii() and entry_id.isalnum()):
+        raise bad
+    return created_at, entry_id
+
+
+async def audit_log(
+    db: AsyncSession,
+    *,
+    event: Event,
+    outcome: str | None = None,
+    action: str | None = None,
+    actor_id: str | None = None,
+    session_id: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> AuditPage:
+    """One page of the event's moderation actions, newest first, filtered.
+
+    Pages are keyed by (created_at, id) of the last entry shown, so entries written meanwhile
+    (all newer) neither shift nor repeat what later pages hold."""
+    if outcome is not None and outcome not in AUDIT_OUTCOMES:
+        raise Invalid("request.invalid", "The outcome is done or forbidden.", field="outcome")
+    if action is not None and action not in ACTIONS:
+        raise Invalid("request.invalid", "There is no such action.", field="action")
+    query = select(AuditEntry).where(AuditEntry.event_id == event.id)
+    if outcome is not None:
+        query = query.where(AuditEntry.outcome == outcome)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    if actor_id is not None:
+        query = query.where(AuditEntry.actor_id == actor_id)
+    if session_id is not None:
+        query = query.where(AuditEntry.session_id == session_id)
+    if cursor is not None:
+        created_at, entry_id = _read_audit_cursor(cursor)
+        query = query.where(
+            or_(
+                AuditEntry.created_at < created_at,
+                and_(AuditEntry.created_at == created_at, AuditEntry.id < entry_id),
+            )
+        )
+    rows = list(
+        await db.scalars(
+            query.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    entries = rows[:limit]
+    return AuditPage(entries, _audit_cursor(entries[-1]) if more else None)
 
 
 async def purge_expired(db: AsyncSession, *, now: datetime) -> int:

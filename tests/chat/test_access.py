@@ -139,7 +139,7 @@ async def test_attendee_sending_chair_actions_is_forbidden_and_audited(
         )
         assert signed_in.status_code == 200
         audit = (await organiser.get(f"/api/events/{world.event_id}/audit")).json()
-    assert audit[0] | {"id": ANY, "created_at": ANY} == {
+    assert audit[0] | {"id": ANY, "created_at": ANY, "last_at": ANY} == {
         "id": ANY,
         "session_id": world.session_id,
         "actor_id": world.chair_id,
@@ -148,7 +148,9 @@ async def test_attendee_sending_chair_actions_is_forbidden_and_audited(
         "target_id": None,
         "detail": "seconds=10",
         "outcome": "done",
+        "count": 1,
         "created_at": ANY,
+        "last_at": ANY,
     }
     refused = [(e["action"], e["actor_id"], e["outcome"]) for e in reversed(audit[1:])]
     assert refused == [(t, world.attendee_ids[0], "forbidden") for t, _ in attempts]
