@@ -150,11 +150,17 @@ def name_words(name: str) -> tuple[str, ...]:
     return untitled or tuple(words) or (bare,)
 
 
-def passes_for(name: str, other: str) -> bool:
-    """Whether `name` would pass for `other`: the same words however written, run together or
-    apart, or all of `other`'s words (two or more) in order inside it ("Saskia Garner (chair)")."""
-    mine, theirs = name_words(name), name_words(other)
-    if "".join(mine) == "".join(theirs):
-        return True
-    span = len(theirs)
-    return span >= 2 and any(mine[i : i + span] == theirs for i in range(len(mine) - span + 1))
+def passes_for(name: str, *others: str) -> bool:
+    """Whether `name` would pass for any of `others`: the same words however written, run
+    together or apart, or all of one's words (two or more) in order inside it ("Saskia Garner
+    (chair)")."""
+    mine = name_words(name)
+    joined = "".join(mine)
+    for other in others:
+        theirs = name_words(other)
+        if joined == "".join(theirs):
+            return True
+        span = len(theirs)
+        if span >= 2 and any(mine[i : i + span] == theirs for i in range(len(mine) - span + 1)):
+            return True
+    return False

@@ -65,10 +65,7 @@ async def register_attendee(
     tell anyone who tries a name whether that person registered for this event.
     """
     display_name = _checked_name(display_name, field="display_name")
-    if any(
-        passes_for(display_name, taken)
-        for taken in await _presenter_and_staff_names(db, event=event)
-    ):
+    if passes_for(display_name, *await _presenter_and_staff_names(db, event=event)):
         raise Conflict(
             "person.name_taken",
             "That name belongs to a presenter or organiser of this event. Please choose another.",

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from app.demo import load_demo
 from app.errors import Invalid
 from app.people.models import Organiser, Participant
-from app.people.names import passes_for
+from app.people.names import normalise_name, passes_for
 from app.people.service import create_organiser, purge_attendee_emails
 from tests.app.helpers import organiser_with_event, signed_in_organiser
 
@@ -251,6 +251,11 @@ async def test_an_attendee_cannot_pass_for_the_chair_a_speaker_or_the_organiser(
     name is free, and attendees may share a name with each other."""
     async with app.state.sessionmaker() as db:
         demo = await load_demo(db, settings)
+        # The demo writes its people directly; their names must already be as the rule stores them.
+        stored = [*await db.scalars(select(Participant.display_name))]
+        stored += await db.scalars(select(Organiser.name))
+        assert "Saskia Garner" in stored
+        assert all(normalise_name(name) == name for name in stored)
     impostors = [
         "Saskia Garner",
         "saskia  garner",
