@@ -6,7 +6,9 @@ in a session, from the live socket. Pages are looked up here only to answer 404 
 
 from __future__ import annotations
 
+import re
 from functools import cache
+from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
@@ -36,14 +38,22 @@ def _html(name: str) -> str:
     return text
 
 
-def _page(name: str, status_code: int = 200) -> HTMLResponse:
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
+def page(name: str, status_code: int = 200, /, **text: str) -> HTMLResponse:
+    """The page `name`, its `{{slot}}`s filled with `text`, HTML-escaped.
+
+    The slots are filled in one pass, so text that itself reads `{{...}}` stays as typed.
+    """
+    html = _SLOT.sub(lambda slot: escape(text[slot.group(1)]), _html(name))
     # no-store: after "Exit this page", going back should not show the page from the cache.
-    return HTMLResponse(_html(name), status_code=status_code, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/")
 async def events_page() -> HTMLResponse:
-    return _page("index")
+    return page("index")
 
 
 @router.get("/e/{slug}")
@@ -51,8 +61,8 @@ async def event_page(slug: str, db: DbSession, principal: MaybePrincipal) -> HTM
     try:
         await get_visible_event(db, event_id=slug, principal=principal)
     except NotFound:
-        return _page("not-found", 404)
-    return _page("event")
+        return page("not-found", 404)
+    return page("event")
 
 
 @router.get("/e/{slug}/sessions/{session_id}")
@@ -63,15 +73,15 @@ async def session_page(
         event = await get_visible_event(db, event_id=slug, principal=principal)
         session = await get_session(db, session_id=session_id)
     except NotFound:
-        return _page("not-found", 404)
+        return page("not-found", 404)
     if session.event_id != event.id:
-        return _page("not-found", 404)
-    return _page("session")
+        return page("not-found", 404)
+    return page("session")
 
 
 @router.get("/organiser")
 async def organiser_page() -> HTMLResponse:
-    return _page("organiser")
+    return page("organiser")
 
 
 def _content_security_policy(host: str) -> str:
@@ -115,7 +125,10 @@ class PageHeaders:
                 host = value.decode("latin-1")
         extra = [
             (b"content-security-policy", _content_security_policy(host).encode("latin-1")),
-            (b"referrer-policy", b"no-referrer"),
+            # No other site learns where a person came from. Not `no-referrer`: under it a
+            # browser sends `Origin: null` with a posted form (the invite page's Continue),
+            # which the cross-site request check (app/csrf.py) rightly refuses.
+            (b"referrer-policy", b"same-origin"),
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"cross-origin-opener-policy", b"same-origin"),
