@@ -23,6 +23,7 @@ async def live(websocket: WebSocket, session_id: str) -> None:
     await gateway.serve(websocket, session_id)
 
 
+_ID = r"^[0-9A-Za-z]{1,32}$"
 _NEXT_PAGE = {
     "Link": {
         "description": 'The next page, when there is one: `<…/audit?…&cursor=…>; rel="next"`',
@@ -44,8 +45,8 @@ async def read_audit_log(
     organiser: CurrentOrganiser,
     outcome: Annotated[Literal["done", "forbidden"] | None, Query()] = None,
     action: Annotated[str | None, Query(max_length=40, examples=["person.mute"])] = None,
-    actor: Annotated[str | None, Query(max_length=32, description="a person's id")] = None,
-    session: Annotated[str | None, Query(max_length=32, description="a session's id")] = None,
+    actor: Annotated[str | None, Query(pattern=_ID, description="a person's id")] = None,
+    session: Annotated[str | None, Query(pattern=_ID, description="a session's id")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ):

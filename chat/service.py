@@ -7,7 +7,7 @@ import base64
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -358,10 +358,11 @@ def _read_audit_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, entry_id = raw.split("|")
         created_at = datetime.fromisoformat(when)
-    except ValueError:  # bad base64 or UTF-8, not two parts, not a time
+        if created_at.tzinfo is None or not (entry_id.isascii() and entry_id.isalnum()):
+            raise ValueError
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError):  # not base64, UTF-8, two parts, a time in range, an id
         raise bad from None
-    if created_at.tzinfo is None or not (entry_id.isascii() and entry_id.isalnum()):
-        raise bad
     return created_at, entry_id
 
 

@@ -291,11 +291,14 @@ async def test_bad_cursors_and_filters_are_refused_422_naming_the_field(
         ("cursor", cursor(b"2027-03-04T11:15:00|abc")),  # no time zone
         ("cursor", cursor(b"2027-03-04T11:15:00+00:00|a|b")),
         ("cursor", cursor(b"2027-03-04T11:15:00+00:00|' or 1=1 --")),
+        ("cursor", cursor(b"9999-12-31T23:00:00-05:00|abc")),  # past year 9999 in UTC
         ("cursor", "x" * 201),
         ("outcome", "maybe"),
         ("action", "person.explode"),
         ("action", "x" * 41),
         ("actor", "x" * 33),
+        ("actor", "a\x00b"),
+        ("session", ""),
         ("session", "x" * 33),
         ("limit", "0"),
         ("limit", "501"),
