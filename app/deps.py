@@ -12,6 +12,7 @@ from app.auth.service import Principal, require_organiser, resolve_token
 from app.errors import Unauthorized
 from app.people.models import Organiser
 from app.settings import Settings
+from app.throttle import Throttles
 
 COOKIE = "dais_session"
 
@@ -42,7 +43,20 @@ def _live(request: Request) -> LiveAccess:
     return live
 
 
+def _throttles(request: Request) -> Throttles:
+    throttles: Throttles = request.app.state.throttles
+    return throttles
+
+
+def client_of(request: Request) -> str:
+    """Who is asking, for throttles only: the client's address (hashed by `Throttles`, never
+    stored). Behind a reverse proxy this is the proxy's unless uvicorn trusts its headers."""
+    return request.client.host if request.client else "unknown"
+
+
 DbSession = Annotated[AsyncSession, Depends(_db)]
+AppThrottles = Annotated[Throttles, Depends(_throttles)]
+Client = Annotated[str, Depends(client_of)]
 Live = Annotated[LiveAccess, Depends(_live)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 

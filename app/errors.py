@@ -47,3 +47,10 @@ class Gone(DomainError):
 
 class RateLimited(DomainError):
     status = 429
+
+    def __init__(
+        self, code: str, message: str, *, field: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(code, message, field=field)
+        # Seconds to wait before trying again (HTTP `Retry-After`), when known.
+        self.retry_after = retry_after

@@ -12,8 +12,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.agenda.router import router as agenda_router
 from app.auth.router import router as auth_router
+from app.csrf import OriginCheck
 from app.db import make_engine, make_sessionmaker
-from app.errors import DomainError
+from app.deps import COOKIE
+from app.errors import DomainError, RateLimited
 from app.event.router import router as event_router
 from app.invites.router import router as invites_router
 from app.pages import install as install_pages
@@ -21,6 +23,7 @@ from app.people.router import router as people_router
 from app.recordings.router import router as recordings_router
 from app.recordings.service import recording_store
 from app.settings import Settings
+from app.throttle import open_throttles
 from chat.gateway import open_gateway
 from chat.router import router as live_router
 from chat.stage import media_sender, offer_deliverer
@@ -37,7 +40,10 @@ def error_body(code: str, message: str, fields: list[dict[str, str]] | None = No
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status)
+    headers = None
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -74,6 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(engine.dispose)
             app.state.engine = engine
             app.state.sessionmaker = make_sessionmaker(engine)
+            # Sign-in, registration and join throttles (in Redis when the bus is Redis).
+            app.state.throttles = await stack.enter_async_context(
+                open_throttles(
+                    settings.bus_url, limits=settings.throttles, secret=settings.signing_key
+                )
+            )
             # Built before the gateway, closed after it: every peer connection ends with it.
             app.state.media = MediaServer(
                 ice_servers=settings.ice_servers,
@@ -92,7 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.live = await stack.enter_async_context(
                 open_gateway(
-                    settings=settings, sessionmaker=app.state.sessionmaker, state=app.state
+                    settings=settings,
+                    sessionmaker=app.state.sessionmaker,
+                    throttles=app.state.throttles,
+                    state=app.state,
                 )
             )
             yield
@@ -104,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(OriginCheck, origins=settings.origins, cookie=COOKIE)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

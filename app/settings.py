@@ -50,6 +50,21 @@ class Settings(BaseSettings):
             "refused": (20, 30.0),
         }
     )
+    # Throttles on what costs most per request (app/throttle.py): name -> (hits, window in
+    # seconds). Clients are counted by hashed address, in memory or Redis, never stored.
+    throttles: dict[str, tuple[int, float]] = Field(
+        default_factory=lambda: {
+            # Sign-in tries for one account from anywhere, and from one client for any account.
+            "sign-in-account": (5, 900.0),
+            "sign-in-client": (20, 900.0),
+            # New attendees from one client (an office behind one address registers many).
+            "register-client": (30, 3600.0),
+            # Live room joins per sign-in (a page reconnecting) and per client (everyone
+            # behind one address reconnecting after a server restart).
+            "join-sign-in": (20, 60.0),
+            "join-client": (300, 60.0),
+        }
+    )
     # Signalling frames (`media.*`) may carry an SDP of up to 64 KiB, so they may be this large.
     live_max_signal_frame_bytes: int = 80 * 1024
     # Peer connections one person may hold at once (publishing and watching, all their tabs).
@@ -86,6 +101,10 @@ class Settings(BaseSettings):
     # On SIGTERM, requests under way get this long to finish; live sockets are closed at once (1012)
     # and pages reconnect by themselves. Below `docker stop`'s 10 s before it kills.
     shutdown_grace_seconds: int = 5
+    # Addresses (or networks) of reverse proxies in front of Dais (docs/deploy.md). From these,
+    # X-Forwarded-For names the client, so throttles per client count each client, not the proxy
+    # (the address is only ever kept hashed, never stored or logged). Empty: no proxy is trusted.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
     @cached_property
     def resolved_database_url(self) -> str:

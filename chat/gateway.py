@@ -19,13 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket
 
 from app.agenda.service import get_session
-from app.auth.service import resolve_token
+from app.auth.service import hash_token, resolve_token
 from app.db import utcnow
 from app.deps import COOKIE
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, RateLimited, Unauthorized
 from app.event.models import Event
 from app.people.models import SessionRole
+from app.people.service import purge_attendee_emails
 from app.settings import Settings
+from app.throttle import JOINS_PER_CLIENT, JOINS_PER_SIGN_IN, Throttles
 from chat import service
 from chat.attendance import Sampler
 from chat.bus import Bus, Envelope, open_bus
@@ -36,6 +38,7 @@ from chat.protocol import (
     CLOSE_POLICY,
     CLOSE_REASON_REVOKED,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN,
     JoinResult,
     Ok,
     ResyncRequired,
@@ -77,6 +80,7 @@ class Gateway:
         rooms: Rooms,
         bus: Bus,
         handlers: LiveRouter,
+        throttles: Throttles,
         state: Any = None,
     ) -> None:
         self.settings = settings
@@ -86,6 +90,7 @@ class Gateway:
         self.handlers = handlers.handlers
         self.join_hooks = handlers.join_hooks
         self.limits = RateLimits(settings.live_rate_limits)
+        self.throttles = throttles
         self.attendance = Sampler(rooms, sessionmaker)
         # The application's state, for handlers that need other long-lived objects (media).
         self.state = state
@@ -180,6 +185,15 @@ class Gateway:
         token = action.token or conn.websocket.cookies.get(COOKIE)
         if not token:
             raise Unauthorized("auth.required", "Please sign in.")
+        client = conn.websocket.client
+        try:
+            # Before anything costs the database: a join loop on one token, or from one
+            # client, is refused; the socket closes 1013 and the page tries again later.
+            await self.throttles.spend(JOINS_PER_SIGN_IN, hash_token(token))
+            await self.throttles.spend(JOINS_PER_CLIENT, client.host if client else "unknown")
+        except RateLimited:
+            conn.close(CLOSE_TRY_AGAIN, "rate_limited", flush=True)
+            raise
         async with self.sessionmaker() as db:
             principal = await resolve_token(db, token)
             session = await get_session(db, session_id=conn.session_id)
@@ -264,10 +278,13 @@ class Gateway:
 async def _purge_periodically(sessionmaker: async_sessionmaker[AsyncSession], every: float) -> None:
     while True:
         try:
+            now = utcnow()
             async with sessionmaker() as db:
-                removed = await service.purge_expired(db, now=utcnow())
+                removed = await service.purge_expired(db, now=now)
+                # Attendees' optional emails go with the event's retention too.
+                removed += await purge_attendee_emails(db, now=now)
             if removed:
-                log.info("retention purge removed %d live items", removed)
+                log.info("retention purge removed %d live items and emails", removed)
         except Exception:
             log.exception("retention purge failed")
         await asyncio.sleep(every)
@@ -275,7 +292,11 @@ async def _purge_periodically(sessionmaker: async_sessionmaker[AsyncSession], ev
 
 @asynccontextmanager
 async def open_gateway(
-    *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], state: Any = None
+    *,
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    throttles: Throttles,
+    state: Any = None,
 ) -> AsyncIterator[Gateway]:
     """The gateway with its rooms, bus and background tasks; all stopped on exit."""
     async with AsyncExitStack() as stack:
@@ -287,6 +308,7 @@ async def open_gateway(
             rooms=rooms,
             bus=bus,
             handlers=live_handlers(),
+            throttles=throttles,
             state=state,
         )
         tasks = [

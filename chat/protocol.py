@@ -10,12 +10,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 from pydantic_core import from_json
 
 from app.errors import Invalid
 
-RequestId = Annotated[str, StringConstraints(max_length=64)] | int
+# Strict: `1.0` or `true` is not taken for 1, so a reply's id is always the one sent.
+RequestId = Annotated[str, StringConstraints(max_length=64, strict=True)] | StrictInt
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 QuestionText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)

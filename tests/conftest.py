@@ -100,9 +100,11 @@ class Clients:
     app: object
 
     def browser(self) -> httpx.AsyncClient:
+        """A browser on the site's own pages: its requests name the site as their `Origin`."""
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app),  # type: ignore[arg-type]
             base_url="http://testserver",
+            headers={"Origin": "http://testserver"},
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from app.auth.service import authenticate_organiser, issue_token, revoke_token
-from app.deps import COOKIE, AppSettings, CurrentPrincipal, DbSession, Live
+from app.deps import COOKIE, AppSettings, AppThrottles, Client, CurrentPrincipal, DbSession, Live
 from app.people.models import Role
 from app.people.schemas import Me, OrganiserRead, ParticipantSelf, SignIn
 from app.settings import Settings
@@ -26,9 +26,20 @@ def set_session_cookie(response: Response, token: str, settings: Settings) -> No
 
 
 @router.post("/sign-in", response_model=OrganiserRead)
-async def sign_in(body: SignIn, response: Response, db: DbSession, settings: AppSettings):
-    """An organiser signs in with email and password; the token goes into an HttpOnly cookie."""
-    organiser = await authenticate_organiser(db, email=body.email, password=body.password)
+async def sign_in(
+    body: SignIn,
+    response: Response,
+    db: DbSession,
+    settings: AppSettings,
+    throttles: AppThrottles,
+    client: Client,
+):
+    """An organiser signs in with email and password; the token goes into an HttpOnly cookie.
+    Repeated failures for one account or from one client are refused for a while (429 with
+    `Retry-After`)."""
+    organiser = await authenticate_organiser(
+        db, email=body.email, password=body.password, throttles=throttles, client=client
+    )
     token = await issue_token(db, days=settings.access_token_days, organiser_id=organiser.id)
     set_session_cookie(response, token, settings)
     return organiser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -17,6 +18,7 @@ from app.auth.models import AccessToken
 from app.db import utcnow
 from app.errors import Forbidden, Unauthorized
 from app.people.models import Organiser, Participant, SessionRole
+from app.throttle import SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_CLIENT, Throttles
 
 _hasher = PasswordHasher()
 # Compared against when the email is unknown, so a wrong email costs as long as a wrong password.
@@ -66,15 +68,30 @@ class Principal:
         return self.roles.get(session_id)
 
 
-async def authenticate_organiser(db: AsyncSession, *, email: str, password: str) -> Organiser:
-    """The organiser with this email and password, or `auth.bad_credentials`."""
-    organiser = await db.scalar(select(Organiser).where(Organiser.email == email.lower()))
+def _password_matches(password_hash: str, password: str) -> bool:
     try:
-        _hasher.verify(organiser.password_hash if organiser else _DUMMY_HASH, password)
+        return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
-        organiser = None
-    if organiser is None:
+        return False
+
+
+async def authenticate_organiser(
+    db: AsyncSession, *, email: str, password: str, throttles: Throttles, client: str
+) -> Organiser:
+    """The organiser with this email and password, or `auth.bad_credentials`.
+
+    Each try is counted against the account and the client before the password is checked (so
+    tries in flight together count too), and refused with `rate_limited` past either limit; a
+    right password clears the account's count. The check runs in a worker thread, never on the
+    event loop."""
+    email = email.lower()
+    await throttles.spend(SIGN_IN_PER_CLIENT, client)
+    await throttles.spend(SIGN_IN_PER_ACCOUNT, email)
+    organiser = await db.scalar(select(Organiser).where(Organiser.email == email))
+    password_hash = organiser.password_hash if organiser else _DUMMY_HASH
+    if organiser is None or not await asyncio.to_thread(_password_matches, password_hash, password):
         raise Unauthorized("auth.bad_credentials", "That email and password do not match.")
+    await throttles.forget(SIGN_IN_PER_ACCOUNT, email)
     return organiser
 
 

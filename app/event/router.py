@@ -8,7 +8,14 @@ from app.agenda.calendar import agenda_ics
 from app.agenda.service import agenda
 from app.auth.router import set_session_cookie
 from app.auth.service import issue_token
-from app.deps import AppSettings, CurrentOrganiser, DbSession, MaybePrincipal
+from app.deps import (
+    AppSettings,
+    AppThrottles,
+    Client,
+    CurrentOrganiser,
+    DbSession,
+    MaybePrincipal,
+)
 from app.event import service
 from app.event.schemas import (
     Agenda,
@@ -20,6 +27,7 @@ from app.event.schemas import (
 )
 from app.people.schemas import ParticipantSelf, Registration
 from app.people.service import register_attendee
+from app.throttle import REGISTRATIONS_PER_CLIENT
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
@@ -99,9 +107,13 @@ async def register(
     db: DbSession,
     settings: AppSettings,
     principal: MaybePrincipal,
+    throttles: AppThrottles,
+    client: Client,
 ):
-    """Register as an attendee with a display name (email optional). Signs the browser in."""
+    """Register as an attendee with a display name (email optional). Signs the browser in.
+    One client registers a limited number of people an hour (429 with `Retry-After`)."""
     event = await service.get_visible_event(db, event_id=event_id, principal=principal)
+    await throttles.spend(REGISTRATIONS_PER_CLIENT, client)
     attendee = await register_attendee(
         db, event=event, display_name=body.display_name, email=body.email
     )

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from app.settings import Settings
 from chat.gateway import live_handlers
 from chat.protocol import ACTIONS, request_id_of
-from tests.chat.conftest import Server, World
+from tests.chat.conftest import Server, ServerFactory, World
 
 # Close codes the protocol documents for a socket the server ends (docs/protocol.md).
 DOCUMENTED_CLOSES = {1008, 1009, 1013}
@@ -35,7 +36,9 @@ JSON_LEAVES = (
 )
 JSON_VALUES = st.recursive(
     JSON_LEAVES,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -88,9 +91,7 @@ def action_frames(draw: st.DrawFn, types: list[str]) -> str:
             frame[name] = draw(_from_schema(field, defs))
     frame["type"] = type_
     frame["id"] = draw(
-        st.integers(min_value=1, max_value=2**31)
-        | st.text(max_size=70)
-        | JSON_VALUES
+        st.integers(min_value=1, max_value=2**31) | st.text(max_size=70) | JSON_VALUES
     )
     mutation = draw(st.sampled_from(["none", "drop", "extra", "retype", "type"]))
     if mutation == "drop" and len(frame) > 2:
@@ -118,19 +119,28 @@ def nested_frames(draw: st.DrawFn) -> str:
 class Tab:
     """A blocking client of one attendee that rejoins when the server closes its socket."""
 
-    def __init__(self, server: Server, session_id: str, token: str) -> None:
+    def __init__(self, server: Server, session_id: str, *tokens: str) -> None:
         self.url = server.live_url(session_id)
         self.origin = server.origin
-        self.token = token
+        # Each rejoin after a close uses the next attendee, as the join throttle would refuse
+        # one sign-in rejoining many times a minute.
+        self.tokens = tokens
+        self.joins = 0
         self.ws: ClientConnection | None = None
         self.closes: list[tuple[int, str]] = []
 
     def socket(self) -> ClientConnection:
         if self.ws is None:
             ws = connect(
-                self.url, origin=self.origin, open_timeout=5, close_timeout=2, legacy=True  # type: ignore[arg-type]
+                self.url,
+                origin=self.origin,
+                open_timeout=5,
+                close_timeout=2,
+                legacy=True,  # type: ignore[arg-type]
             )
-            ws.send(json.dumps({"id": "join", "type": "room.join", "token": self.token}))
+            token = self.tokens[self.joins % len(self.tokens)]
+            self.joins += 1
+            ws.send(json.dumps({"id": "join", "type": "room.join", "token": token}))
             reply = self._reply(ws, "join")
             assert reply["type"] == "ok", reply
             self.ws = ws
@@ -166,10 +176,15 @@ class Tab:
 
 @pytest.mark.slow
 async def test_fuzzed_frames_get_one_reply_or_a_documented_close(
-    server: Server, world: World
+    start_server: ServerFactory, world: World
 ) -> None:
     """SECURITY 10: every fuzzed frame gets exactly one reply (`ok` or an error with a stable
-    code, never `server.error`) or a documented close; the room still works afterwards."""
+    code, never `server.error`) or a documented close.
+
+    Refused frames are not rate-limited here (SECURITY 25 has its own tests), so that each
+    frame's answer depends on the frame, as Hypothesis needs to shrink a failure."""
+    limits = Settings().live_rate_limits | {"refused": (100_000, 6_000_000.0)}
+    server = await start_server(live_rate_limits=limits)
     types = sorted(set(live_handlers().handlers) | {"room.join"})
     frames = st.one_of(
         action_frames(types),
@@ -177,7 +192,7 @@ async def test_fuzzed_frames_get_one_reply_or_a_documented_close(
         st.text(max_size=200),
         JSON_VALUES.map(json.dumps),
     )
-    tab = Tab(server, world.session_id, world.attendees[0])
+    tab = Tab(server, world.session_id, *world.attendees)
     replies: dict[str, int] = {}
 
     @settings(
@@ -195,7 +210,8 @@ async def test_fuzzed_frames_get_one_reply_or_a_documented_close(
         assert code != "server.error", text[:300]
         replies[code] = replies.get(code, 0) + 1
         if not text.lstrip().startswith("{"):
-            assert code == "request.invalid", (code, text[:200])
+            # Refused frames are rate-limited too (SECURITY 25).
+            assert code in ("request.invalid", "rate_limited"), (code, text[:200])
 
     try:
         await asyncio.to_thread(one_frame)
@@ -207,7 +223,9 @@ async def test_fuzzed_frames_get_one_reply_or_a_documented_close(
     assert all(code in DOCUMENTED_CLOSES for code, _ in tab.closes)
 
 
-async def test_a_thousand_levels_of_nesting_is_request_invalid(server: Server, world: World) -> None:
+async def test_a_thousand_levels_of_nesting_is_request_invalid(
+    server: Server, world: World
+) -> None:
     """SECURITY 10: a frame nested 1,000 levels deep (once dropped with 1006 and nothing
     logged) is answered `request.invalid`, and the socket stays."""
     tab = Tab(server, world.session_id, world.attendees[0])
@@ -218,7 +236,9 @@ async def test_a_thousand_levels_of_nesting_is_request_invalid(server: Server, w
         nested_text = '{"id": 7, "type": "chat.send", "text": ' + deep + "}"
         reply = await asyncio.to_thread(tab.exchange, nested_text)
         assert reply is not None and reply["code"] == "request.invalid", reply
-        reply = await asyncio.to_thread(tab.exchange, '{"id": 8, "type": "chat.send", "text": "hi"}')
+        reply = await asyncio.to_thread(
+            tab.exchange, '{"id": 8, "type": "chat.send", "text": "hi"}'
+        )
         assert reply is not None and reply["type"] == "ok", reply
         assert tab.closes == []
     finally:
