@@ -61,7 +61,10 @@ def _serve(args: argparse.Namespace) -> None:
             port=args.port,
             workers=args.workers,
             log_config=log_config(),
-            proxy_headers=False,
+            # Behind a trusted reverse proxy the client's address (for throttles only) is the
+            # one it forwards; without one, headers claiming an address are ignored.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
             # Each request head must be whole within this long of its first byte (of connecting,
             # for the first), and no larger than the limit (431): a slow sender cannot hold a
             # connection, whichever parser runs (app/serving.py).

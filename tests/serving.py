@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 import httpx
@@ -34,8 +35,9 @@ def dais_env(database_url: str, data_dir: Path, port: int, **extra: str) -> dict
         DAIS_DATABASE_URL=database_url,
         DAIS_DATA_DIR=str(data_dir),
         DAIS_BASE_URL=f"http://127.0.0.1:{port}",
-        **{f"DAIS_{k.upper()}": v for k, v in extra.items()},
     )
+    # A given base_url (a proxy's public URL) replaces the server's own.
+    env.update({f"DAIS_{k.upper()}": v for k, v in extra.items()})
     return env
 
 
@@ -89,10 +91,14 @@ def dais_server(database_url: str, data_dir: Path, *args: str, **settings: str) 
         yield f"http://127.0.0.1:{port}"
 
 
-async def demo_attendee(base_url: str, display_name: str) -> tuple[str, str]:
+async def demo_attendee(
+    base_url: str, display_name: str, *, verify: bool = True
+) -> tuple[str, str]:
     """Registers an attendee of the demo event through `base_url` (as the event page does); their
     session cookie and the id of the demo's first session."""
-    async with httpx.AsyncClient(base_url=base_url, headers={"Origin": base_url}) as browser:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Origin": base_url}, verify=verify
+    ) as browser:
         registered = await browser.post(
             "/api/events/tackling-stalking/register", json={"display_name": display_name}
         )
@@ -102,7 +108,7 @@ async def demo_attendee(base_url: str, display_name: str) -> tuple[str, str]:
 
 
 async def join_live(
-    live_url: str, cookie: str, origin: str
+    live_url: str, cookie: str, origin: str, ssl: SSLContext | None = None
 ) -> tuple[ClientConnection, dict[str, Any]]:
     """A tab's live socket joined with the session cookie (docs/protocol.md); the join reply."""
     ws = await websockets.connect(
@@ -111,6 +117,7 @@ async def join_live(
         additional_headers={"Cookie": f"dais_session={cookie}"},
         open_timeout=5,
         close_timeout=2,
+        ssl=ssl,
     )
     await ws.send(json.dumps({"type": "room.join", "id": 1}))
     return ws, json.loads(await asyncio.wait_for(ws.recv(), 5))
