@@ -14,6 +14,14 @@ phase's own zero-subscriber baseline. The last line is machine-readable; its per
 are normalised to the full stream rate (forwarding: CPU per forwarded packet x the packets/s a
 subscriber should receive; naive: CPU per subscriber x 30 / fps delivered), so a starved publisher,
 client or naive server does not flatter either side.
+
+With `--ice both` (the default), two more phases run between those two, each with
+`--ice-subscribers` subscribers: the server's ICE as Dais runs it (lite: it answers the
+subscribers' checks and sends none) and, for comparison, aioice's full ICE (it checks every
+candidate a subscriber lists, then sends consent checks every ~5 s). They report, per subscriber,
+the STUN requests and responses the server sent (from the subscribers connecting to the end of the
+window), the timers it armed (`asyncio.sleep` calls and STUN retransmission timers a second), the
+tasks it held, and its CPU. `--ice lite` or `--ice full` runs one of them.
 """
 
 from __future__ import annotations
@@ -117,6 +125,48 @@ def instrument_fanout() -> dict[str, Any]:
     return stats
 
 
+def instrument_ice() -> tuple[dict[str, Any], Any]:
+    """Count what the server's ICE costs (bench only): STUN it sends, timers, and which ICE new
+    peers get. Returns (counters, set_mode); `set_mode("full")` gives peers created from then on
+    aioice's full ICE instead of Dais's ICE-lite, for the side-by-side comparison."""
+    import aioice.stun
+    from media_clients import StunSent
+
+    from streaming import peers
+
+    stun = StunSent(lambda connection: True)
+    observing = stun.observe()
+    observing.__enter__()  # for the life of the server process (kept referenced below)
+    counters: dict[str, Any] = {
+        "stun": stun,
+        "observing": observing,
+        "sleeps": 0,
+        "retransmit_timers": 0,
+    }
+    sleep = asyncio.sleep
+
+    async def counted_sleep(delay: float, result: Any = None) -> Any:
+        if delay > 0:
+            counters["sleeps"] += 1
+        return await sleep(delay, result)
+
+    asyncio.sleep = counted_sleep  # type: ignore[assignment]
+    retransmit = aioice.stun.Transaction._Transaction__retry  # type: ignore[attr-defined]
+
+    def retry(self: Any) -> None:
+        # Each (re)transmission of a STUN request arms one timer for the next.
+        counters["retransmit_timers"] += 1
+        retransmit(self)
+
+    aioice.stun.Transaction._Transaction__retry = retry  # type: ignore[attr-defined]
+    lite = peers.serve_ice_lite
+
+    def set_mode(mode: str) -> None:
+        peers.serve_ice_lite = lite if mode == "lite" else (lambda pc: None)  # type: ignore[assignment]
+
+    return counters, set_mode
+
+
 def server_process(port_queue: Any, loop: str = "uvloop", path: str = "c") -> None:
     """The media server, on uvloop by default: what uvicorn runs the app on in production.
 
@@ -145,6 +195,7 @@ async def _serve(port_queue: Any) -> None:
 
     writers: dict[str, asyncio.StreamWriter] = {}
     fanout = instrument_fanout()
+    ice, set_ice_mode = instrument_ice()
 
     async def send(connection_id: str, message: dict[str, Any]) -> None:
         writer = writers.get(connection_id)
@@ -224,6 +275,9 @@ async def _serve(port_queue: Any) -> None:
         if op == "close_connection":
             await server.close_connection(request["connection"])
             return None
+        if op == "ice":
+            set_ice_mode(request["mode"])
+            return None
         if op == "cpu":
             user, system = cpu_seconds()
             return {
@@ -245,6 +299,11 @@ async def _serve(port_queue: Any) -> None:
                 ),
                 "fanout_cpu": fanout["cpu"],
                 "fanout_delays": fanout["delays"][-2000:],
+                "stun_requests": len(ice["stun"].requests),
+                "stun_responses": ice["stun"].responses,
+                "sleeps": ice["sleeps"],
+                "retransmit_timers": ice["retransmit_timers"],
+                "tasks": len(asyncio.all_tasks()),
             }
         if op == "profile_start":
             profiler = cProfile.Profile()
@@ -278,6 +337,10 @@ async def _serve(port_queue: Any) -> None:
             pass
         finally:
             writers.pop(connection_id, None)
+            # As the gateway does when a socket closes: its peers close with it (a subscriber
+            # process that finished must not leave peers behind for the next phase).
+            if not done.is_set():
+                await server.close_connection(connection_id)
 
     listener = await asyncio.start_server(client, "127.0.0.1", 0, limit=1 << 22)
     print(f"server process pid {os.getpid()}", flush=True)
@@ -517,12 +580,17 @@ async def _subscribe(
 # --- orchestration -----------------------------------------------------------------------------
 
 
-async def measure(control: SignalClient, seconds: float) -> dict[str, float]:
+async def measure(control: SignalClient, seconds: float) -> dict[str, Any]:
     first = await control.request("cpu")
     await asyncio.sleep(seconds)
     last = await control.request("cpu")
     elapsed = last["time"] - first["time"]
     return {
+        "first": first,
+        "last": last,
+        "sleeps_per_s": (last["sleeps"] - first["sleeps"]) / elapsed,
+        "stun_timers_per_s": (last["retransmit_timers"] - first["retransmit_timers"]) / elapsed,
+        "stun_requests_per_s": (last["stun_requests"] - first["stun_requests"]) / elapsed,
         "cores": (last["cpu"] - first["cpu"]) / elapsed,
         "user_cores": (last["user"] - first["user"]) / elapsed,
         "packets_per_s": (last["forwarded"] - first["forwarded"]) / elapsed,
@@ -624,6 +692,18 @@ async def run_phase(
         "latency_p95_ms": 1000 * latencies[int(len(latencies) * 0.95)] if latencies else None,
         "profile": profile_text,
         "received": len(reports),
+        # ICE: from just before the subscribers connect to the end of the window, per subscriber.
+        "stun_requests": (loaded["last"]["stun_requests"] - baseline["last"]["stun_requests"])
+        / subscribers,
+        "stun_responses": (loaded["last"]["stun_responses"] - baseline["last"]["stun_responses"])
+        / subscribers,
+        "stun_requests_per_s": (loaded["stun_requests_per_s"] - baseline["stun_requests_per_s"])
+        / subscribers,
+        "sleeps_per_s": (loaded["sleeps_per_s"] - baseline["sleeps_per_s"]) / subscribers,
+        "stun_timers_per_s": (loaded["stun_timers_per_s"] - baseline["stun_timers_per_s"])
+        / subscribers,
+        "tasks": (loaded["last"]["tasks"] - baseline["last"]["tasks"]) / subscribers,
+        "window": loaded["until"] - loaded["since"],
     }
 
 
@@ -663,6 +743,26 @@ async def orchestrate(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         profile=args.profile,
     )
+    ice_phases: dict[str, dict[str, Any]] = {}
+    for mode in ("lite", "full") if args.ice == "both" else (args.ice,):
+        print(
+            f"ICE {mode}: {args.ice_subscribers} subscribers, {args.ice_duration:.0f} s",
+            flush=True,
+        )
+        await control.request("ice", mode=mode)
+        ice_phases[mode] = await run_phase(
+            control,
+            port,
+            ctx,
+            subscribers=args.ice_subscribers,
+            processes=min(args.processes, args.ice_subscribers),
+            naive=False,
+            seconds=args.ice_duration,
+            warmup=args.warmup,
+            profile=0,
+        )
+        await asyncio.sleep(1.0)  # the phase's peers close with their sockets
+    await control.request("ice", mode="lite")
     print(f"naive MediaRelay: {args.naive} subscribers, {args.naive_duration:.0f} s", flush=True)
     ready.clear()
     publisher_commands.send("naive")
@@ -743,6 +843,8 @@ async def orchestrate(args: argparse.Namespace) -> int:
             for line in lines[max(0, start - 6) : start + 15]:
                 if line.strip():
                     print("    " + line.strip()[:150])
+    if ice_phases:
+        print_ice(ice_phases, args.warmup)
     micro = micro_forwarding()
     print(
         f"\n[fan-out alone, this process, 100 slots, Python path] {micro['full']:.1f} us CPU per "
@@ -768,6 +870,39 @@ async def orchestrate(args: argparse.Namespace) -> int:
         f"ratio={forward_per_core / naive_per_core:.0f}"
     )
     return 0
+
+
+def print_ice(phases: dict[str, dict[str, Any]], warmup: float) -> None:
+    """ICE-lite against full ICE, per subscriber, side by side."""
+    (first, *_) = phases.values()
+    print(
+        f"\n[ice] {first['subscribers']} subscribers per phase; per subscriber, "
+        + ", ".join(phases)
+    )
+    rows = [
+        (
+            f"STUN requests sent by the server (connecting + {warmup:.0f} s + "
+            f"{first['window']:.0f} s)",
+            "stun_requests",
+            "{:.1f}",
+        ),
+        ("STUN requests sent a minute, steady", "stun_requests_per_s", "{:.2f}", 60),
+        ("STUN responses sent (answers to the subscriber's checks)", "stun_responses", "{:.1f}"),
+        ("STUN retransmission timers armed a second", "stun_timers_per_s", "{:.3f}"),
+        ("asyncio.sleep timers a second", "sleeps_per_s", "{:.2f}"),
+        ("tasks held", "tasks", "{:.2f}"),
+        (
+            "server CPU, millicores (at the full stream rate)",
+            "full_rate_per_subscriber",
+            "{:.2f}",
+            1000,
+        ),
+        ("video fps received, median", "fps_median", "{:.1f}"),
+    ]
+    for label, key, form, *scale in rows:
+        factor = scale[0] if scale else 1
+        values = " | ".join(form.format(phase[key] * factor) for phase in phases.values())
+        print(f"  {label}: {values}")
 
 
 def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
@@ -910,6 +1045,14 @@ def main() -> int:
     parser.add_argument("--naive-duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--profile", type=float, default=4.0)
+    parser.add_argument(
+        "--ice",
+        choices=("both", "lite", "full"),
+        default="both",
+        help="ICE comparison phases: the server's ICE-lite, aioice's full ICE, or both",
+    )
+    parser.add_argument("--ice-subscribers", type=int, default=50)
+    parser.add_argument("--ice-duration", type=float, default=10.0)
     parser.add_argument(
         "--path",
         choices=("c", "python"),
