@@ -25,6 +25,7 @@ $(STAMP): $(BUILD_INPUTS)
 services:
 	.ci/services
 
-# The browser tests drive Debian's Chromium (through Playwright) and Firefox ESR (through Marionette).
+# The browser tests drive Debian's Chromium (through Playwright) and Firefox ESR (through Marionette);
+# tests/app/test_nginx.py runs Debian's nginx in front of Dais (docs/nginx.conf).
 browsers:
-	@test -x /usr/bin/chromium -a -x /usr/bin/firefox-esr || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium firefox-esr)
+	@test -x /usr/bin/chromium -a -x /usr/bin/firefox-esr -a -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium firefox-esr nginx)
