@@ -208,9 +208,9 @@ Sdp = Annotated[str, StringConstraints(min_length=1, max_length=96 * 1024)]
 
 
 class MediaPublish(Action):
-    """Offer to send camera, microphone and (as a second video) screen. Presenters only are
-    heard: anyone else gets a receive-only answer. Sent again on the same socket to add or stop
-    a screen share."""
+    """Offer to send camera, microphone and (as a second video) screen. Presenters only: anyone
+    else is refused with `media.forbidden` and gets no peer connection. Sent again on the same
+    socket to add or stop a screen share."""
 
     type: Literal["media.publish"]
     sdp: Sdp

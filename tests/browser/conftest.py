@@ -71,6 +71,12 @@ class DaisServer:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.base_url}{path}", timeout=10)
 
+    @property
+    def same_origin(self) -> dict[str, str]:
+        """Headers of a request made by Dais's own pages: Playwright's API requests name no
+        `Origin`, and cookie requests that name none are refused as possible forgeries."""
+        return {"Origin": self.base_url}
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -32,6 +32,7 @@ class Story:
         made = await self.organiser.request.post(
             f"/api/sessions/{self.session['id']}/invites",
             data={"role": role, "display_name": name},
+            headers=self.server.same_origin,
         )
         assert made.status == 201, await made.text()
         context = await self.contexts.new(**options)
@@ -46,7 +47,9 @@ class Story:
         """A new browser for an attendee registered with only a display name, in the room."""
         context = await self.contexts.new(**options)
         registered = await context.request.post(
-            f"/api/events/{self.event['id']}/register", data={"display_name": name}
+            f"/api/events/{self.event['id']}/register",
+            data={"display_name": name},
+            headers=self.server.same_origin,
         )
         assert registered.status in (200, 201), await registered.text()
         page = await context.new_page()
@@ -69,6 +72,7 @@ async def new_story(contexts: Contexts, server: DaisServer, title: str, **sessio
     signed_in = await organiser.request.post(
         "/api/auth/sign-in",
         data={"email": server.organiser_email, "password": server.organiser_password},
+        headers=server.same_origin,
     )
     assert signed_in.status == 200, await signed_in.text()
     event = (await (await organiser.request.get("/api/events/mine")).json())[0]
@@ -86,6 +90,7 @@ async def new_story(contexts: Contexts, server: DaisServer, title: str, **sessio
             "anonymous_questions_allowed": True,
             **session,
         },
+        headers=server.same_origin,
     )
     assert made.status == 201, await made.text()
     return Story(contexts, server, settings, await made.json(), organiser)

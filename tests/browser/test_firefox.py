@@ -66,7 +66,9 @@ async def video_playing_in_firefox(browser: Firefox, name: str) -> tuple[int, in
 async def firefox_invited(browser: Firefox, story: Story, role: str, name: str) -> None:
     """Firefox opens a fresh invite link for `name` and presses Continue, as in Chromium."""
     made = await story.organiser.request.post(
-        f"/api/sessions/{story.session['id']}/invites", data={"role": role, "display_name": name}
+        f"/api/sessions/{story.session['id']}/invites",
+        data={"role": role, "display_name": name},
+        headers=story.server.same_origin,
     )
     assert made.status == 201, await made.text()
     await browser.goto((await made.json())["url"])

@@ -105,10 +105,12 @@ async def test_chair_sees_the_chair_console(
     await organiser.request.post(
         "/api/auth/sign-in",
         data={"email": dais_server.organiser_email, "password": dais_server.organiser_password},
+        headers=dais_server.same_origin,
     )
     made = await organiser.request.post(
         f"/api/sessions/{session['id']}/invites",
         data={"role": "chair", "display_name": "Casey Chair"},
+        headers=dais_server.same_origin,
     )
     assert made.status == 201
     url = (await made.json())["url"]

@@ -137,18 +137,19 @@ async def test_a_speaker_goes_live_from_the_green_room_and_attendees_receive_the
             await tab.close()
 
 
-async def test_an_attendee_who_offers_media_gets_a_receive_only_answer(
+async def test_an_attendee_who_offers_media_is_refused_without_a_peer_connection(
     server: Server, world: World
 ) -> None:
-    """SECURITY.md line 4: no publish rights, a receive-only answer."""
+    """SECURITY 4 and 22: no publish rights, no peer connection: `media.forbidden`."""
     attendee = Tab(await Live.join(server, world.session_id, world.attendees[0]))
+    offerer = RTCPeerConnection()
     try:
-        result = await attendee.publish()
-        assert result["may_publish"] is False
-        media_lines = [line for line in result["sdp"].splitlines() if line.startswith("a=")]
-        assert "a=recvonly" not in media_lines and "a=sendrecv" not in media_lines
+        sdp = await publisher_offer(offerer, [SyntheticCamera(), Tone()])
+        refused = await attendee.live.request("media.publish", sdp=sdp)
+        assert refused["type"] == "error" and refused["code"] == "media.forbidden"
         assert server.app.state.media.stage(world.session_id)["publishers"] == []
     finally:
+        await offerer.close()
         await attendee.close()
 
 
