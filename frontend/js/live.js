@@ -81,7 +81,11 @@ export const PROTOCOL = {
     "session.not_found": "This session no longer exists.",
     "room.removed": "You have been removed from this session.",
     "room.locked": "This session is locked to new people.",
+    // Only shown if the page has just reloaded for the same reason (see `reloadForRole`).
+    "auth.role_changed": "Your role in this session has changed. Please reload the page.",
   },
+  // After a 1008 close with this reason the server renders a different view: the page reloads.
+  roleChanged: "auth.role_changed",
   policyClose: 1008,
 };
 
@@ -182,9 +186,11 @@ export class LiveSession extends EventTarget {
       this.dispatchEvent(new CustomEvent("disconnected", { detail: close.code }));
       if (this.stopped) return;
       if (close.code === PROTOCOL.policyClose) {
-        // Refused or removed: reconnecting cannot help.
+        // Refused or removed: reconnecting cannot help. The close reason is the error code, and
+        // it is all there is when no error frame came first (a revocation or removal while live).
         this.stopped = true;
-        this.reason = this.reason || PROTOCOL.refusals["auth.forbidden"];
+        if (close.reason === PROTOCOL.roleChanged && reloadForRole()) return;
+        this.reason = PROTOCOL.refusals[close.reason] || this.reason || PROTOCOL.refusals["auth.forbidden"];
         this.setState(STATE.closed);
         return;
       }
@@ -297,6 +303,21 @@ export class LiveSession extends EventTarget {
     this.state = state;
     this.dispatchEvent(new CustomEvent("state", { detail: state }));
   }
+}
+
+// The person's role in the session changed: the server renders another view (room, console,
+// green room), so load the page again. Not twice within a few seconds: a server that keeps
+// closing for this reason gets an explanation on screen instead of a reload loop.
+const ROLE_RELOAD_KEY = "dais:role-reload";
+const ROLE_RELOAD_QUIET_MS = 10_000;
+
+function reloadForRole() {
+  let last = 0;
+  try { last = Number(sessionStorage.getItem(ROLE_RELOAD_KEY)) || 0; } catch { /* storage off */ }
+  if (Date.now() - last < ROLE_RELOAD_QUIET_MS) return false;
+  try { sessionStorage.setItem(ROLE_RELOAD_KEY, String(Date.now())); } catch { /* storage off */ }
+  location.reload();
+  return true;
 }
 
 // Error messages people can act on, by stable code.
