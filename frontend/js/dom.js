@@ -48,6 +48,17 @@ export function announce(message) {
   setTimeout(() => { region.textContent = message; }, 50);
 }
 
+// A page that swaps what it shows (content note, room, "you are registered") says so by moving
+// focus to #view-title, a hidden line placed before "Exit this page" (pages/parts/exit.html):
+// screen readers read it out, and the next Tab lands on the exit control. Focusing the new view's
+// heading instead would leave the exit control behind it in tab order.
+export function showView(label) {
+  const title = document.getElementById("view-title");
+  if (!title) return;
+  title.textContent = label;
+  title.focus();
+}
+
 // Tabs per the ARIA authoring practices: arrow keys move between tabs, Tab moves into the panel.
 export function tabs(list) {
   const buttons = $$('[role="tab"]', list);

@@ -2,7 +2,7 @@
 
 import { api, whoAmI } from "./api.js";
 import { sessionItem, sessionUrl } from "./agenda.js";
-import { h, replace } from "./dom.js";
+import { h, replace, showView } from "./dom.js";
 import { installExit } from "./exit.js";
 import { personAt, registrationForm } from "./register.js";
 import { dateOnly, day, nowAndNext, span, viewerZone, zoneName } from "./time.js";
@@ -88,7 +88,7 @@ function renderRegistration(event, person) {
   const box = document.getElementById("registration");
   if (person) {
     replace(box,
-      h("h2", { id: "registration-heading", tabindex: "-1" }, "You are registered"),
+      h("h2", { id: "registration-heading" }, "You are registered"),
       h("p", {}, "You take part as ", h("strong", {}, person.display_name), "."),
       h("p", { class: "hint" }, "Open a session from the agenda to watch, chat and ask questions."));
     return;
@@ -98,6 +98,6 @@ function renderRegistration(event, person) {
     h("p", {}, "You need only a display name to take part."),
     registrationForm(event, (registered) => {
       renderRegistration(event, registered);
-      document.getElementById("registration-heading").focus();
+      showView(`You are registered as ${registered.display_name}`);
     }));
 }

@@ -3,7 +3,8 @@
 
 import { api, showFormError, whoAmI } from "./api.js";
 import { KIND_LABEL } from "./agenda.js";
-import { announce, copyButton, fromTemplate, h, replace } from "./dom.js";
+import { announce, copyButton, fromTemplate, h, replace, showView } from "./dom.js";
+import { installExit } from "./exit.js";
 import { clock, day, isoToWall, span, wallToIso } from "./time.js";
 
 const root = document.getElementById("organiser");
@@ -38,8 +39,7 @@ async function showConsole(organiser) {
   const { fragment, slots } = fromTemplate("tpl-console");
   state.slots = slots;
   replace(root, fragment);
-  root.querySelector("h1").setAttribute("tabindex", "-1");
-  root.querySelector("h1").focus();
+  showView(`Organiser console, signed in as ${organiser.name}`);
   slots["event-choice"].addEventListener("change", () => selectEvent(slots["event-choice"].value));
   root.querySelector('[data-action="new-event"]').addEventListener("click", () => {
     state.event = null;
@@ -501,7 +501,9 @@ function niceStep(max) {
 }
 
 // Start last: every module-level binding above is initialised before the console renders (an
-// organiser already signed in gets the console straight away).
+// organiser already signed in gets the console straight away). The sign-in page is open to
+// anyone, so it carries the exit control like every attendee page.
+installExit();
 const me = await whoAmI().catch(() => null);
 if (me && me.organiser) await showConsole(me.organiser);
 else showSignIn();

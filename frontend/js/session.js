@@ -5,7 +5,7 @@ import { api, whoAmI } from "./api.js";
 import { presenters } from "./agenda.js";
 import { mountAttendeeRoom } from "./attendee-room.js";
 import { mountChairConsole } from "./chair-console.js";
-import { fromTemplate, h, replace } from "./dom.js";
+import { fromTemplate, h, replace, showView } from "./dom.js";
 import { installExit, onExit } from "./exit.js";
 import { mountGreenRoom } from "./green-room.js";
 import { LiveSession, STATE } from "./live.js";
@@ -17,6 +17,14 @@ installExit();
 
 const root = document.getElementById("session");
 const [, , slug, , sessionId] = location.pathname.split("/").map(decodeURIComponent);
+
+const VIEW_NAME = {
+  attendee: "Session room",
+  chair: "Chair console",
+  organiser: "Chair console",
+  moderator: "Moderator console",
+  speaker: "Green room",
+};
 
 const STATE_TEXT = {
   [STATE.connecting]: "Connecting…",
@@ -61,8 +69,7 @@ async function start(event, session, me) {
       join(event, session, person, role);
     });
     replace(root, fragment);
-    root.querySelector("h1").setAttribute("tabindex", "-1");
-    root.querySelector("h1").focus();
+    showView(`${session.title}: content note before you join`);
     return;
   }
   join(event, session, person, role);
@@ -82,9 +89,7 @@ function join(event, session, person, role) {
   const mount = { attendee: mountAttendeeRoom, chair: mountChairConsole, organiser: mountChairConsole, moderator: mountChairConsole, speaker: mountGreenRoom }[role];
   const unmount = mount(context);
   replace(root, fragment);
-  const heading = root.querySelector("h1");
-  heading.setAttribute("tabindex", "-1");
-  heading.focus();
+  showView(`${VIEW_NAME[role]}: ${session.title}`);
   showConnection(live, offline.slots.offline);
   onExit(() => { live.stop(); if (unmount) unmount(); });
   window.addEventListener("pagehide", () => live.stop());
