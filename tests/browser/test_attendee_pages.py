@@ -117,7 +117,7 @@ async def test_exit_control_is_first_in_tab_order_and_leaves(
 
 
 async def test_exit_stays_first_as_an_attendee_registers_and_joins_the_live_room(
-    contexts: Contexts, dais_server: DaisServer
+    contexts: Contexts, dais_server: DaisServer, artifacts: Path
 ) -> None:
     """SECURITY 14: the event page after registering, the session page's registration form, its
     content note and the live room after Continue each move focus to announce what they show;
@@ -150,6 +150,7 @@ async def test_exit_stays_first_as_an_attendee_registers_and_joins_the_live_room
     await expect(other.locator("#view-title")).to_be_focused()
     await expect(other.locator("#view-title")).to_have_text(f"Session room: {session['title']}")
     await exit_comes_first(other)
+    await other.screenshot(path=artifacts / "session-room-exit-focused.png")
 
     # Back later: the note was seen, so the page goes straight to the room and joins.
     await other.reload()
