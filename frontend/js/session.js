@@ -18,11 +18,12 @@ installExit();
 const root = document.getElementById("session");
 const [, , slug, , sessionId] = location.pathname.split("/").map(decodeURIComponent);
 
+// What a screen reader hears as the page shows each role's view (see showView in dom.js).
 const VIEW_NAME = {
   attendee: "Session room",
-  chair: "Chair console",
-  organiser: "Chair console",
-  moderator: "Moderator console",
+  chair: "Chairing",
+  organiser: "Chairing",
+  moderator: "Moderating",
   speaker: "Green room",
 };
 
