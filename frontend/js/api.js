@@ -10,7 +10,12 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, keepalive = false } = {}) {
+export async function api(path, options = {}) {
+  return (await apiPage(path, options)).data;
+}
+
+// Like `api`, with the URL of the next page when the answer names one (`Link: <…>; rel="next"`).
+export async function apiPage(path, { method = "GET", body, keepalive = false } = {}) {
   const init = { method, credentials: "same-origin", keepalive, headers: { Accept: "application/json" } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -22,10 +27,11 @@ export async function api(path, { method = "GET", body, keepalive = false } = {}
   } catch {
     throw new ApiError(0, { error: { code: "network", message: "Dais cannot be reached. Check your connection and try again." } });
   }
-  if (response.status === 204) return null;
+  if (response.status === 204) return { data: null, next: null };
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+  const link = /<([^>]+)>;\s*rel="next"/.exec(response.headers.get("Link") || "");
+  return { data, next: link ? link[1] : null };
 }
 
 // Who this browser is signed in as: {organiser, participant, roles} or null.

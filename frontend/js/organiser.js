@@ -1,7 +1,7 @@
 // The organiser console: sign in, events and their privacy settings, the agenda editor, invite
 // links, people with revoke, the registration count, the audit log, recordings and attendance.
 
-import { api, showFormError, whoAmI } from "./api.js";
+import { api, apiPage, showFormError, whoAmI } from "./api.js";
 import { KIND_LABEL } from "./agenda.js";
 import { announce, copyButton, fromTemplate, h, replace, showView } from "./dom.js";
 import { installExit } from "./exit.js";
@@ -359,8 +359,8 @@ async function loadReports(event) {
       replace(slots[slot], h("p", { class: "form-error" }, error.message));
     }
   };
+  replace(slots.audit, auditLog(event, title));
   await Promise.all([
-    load("audit", `/api/events/${event.id}/audit`, (entries) => auditTable(entries, title, event)),
     load("recordings", `/api/events/${event.id}/recordings`, (recordings) => recordingList(recordings, title, event)),
     load("attendance", `/api/events/${event.id}/attendance`, (series) => attendanceCharts(series, titles, event)),
   ]);
@@ -375,24 +375,57 @@ const ACTION_LABEL = {
   "poll.open": "Opened a poll", "poll.close": "Closed a poll", "stage.go_live": "Put someone live", "stage.take_off": "Took someone off stage",
   "stage.mute": "Muted a speaker for attendees", "session.end": "Ended the session",
 };
-const AUDIT_SHOWN = 100;
-
-function auditTable(entries, title, event) {
-  if (!entries.length) return h("p", { class: "muted" }, "No moderation actions yet. Every approve, reject, mute, removal and stage change is listed here, and every refused attempt.");
-  const refused = entries.filter((e) => e.outcome !== "done").length;
-  return [
-    h("p", { class: "hint" }, `${entries.length} ${entries.length === 1 ? "action" : "actions"}, newest first`, refused ? `; ${refused} refused` : "", "."),
+// The audit log, newest first, a page at a time; refused attempts can be hidden, and repeated
+// refusals arrive folded into one entry with a count.
+function auditLog(event, title) {
+  const root = h("div", {});
+  const doneOnly = h("input", { type: "checkbox", id: "audit-done-only" });
+  const rows = h("tbody", {});
+  const summary = h("p", { class: "hint", "aria-live": "polite" });
+  const older = h("button", { type: "button", class: "small", hidden: true }, "Older entries");
+  let next = null;
+  let shown = 0;
+  let refused = 0;
+  const row = (e) => h("tr", {},
+    h("td", { class: "nowrap" }, h("time", { datetime: e.created_at }, shortWhen(e.created_at, event.timezone))),
+    h("td", {}, title(e.session_id)),
+    h("td", {}, e.actor_role),
+    h("td", {}, ACTION_LABEL[e.action] || e.action, e.detail ? h("span", { class: "muted" }, ` (${e.detail})`) : null),
+    h("td", { class: e.outcome === "done" ? "" : "outcome-refused" },
+      { done: "Done", forbidden: "Refused: not allowed" }[e.outcome] || e.outcome,
+      e.count > 1 ? ` ×${e.count}` : ""));
+  const load = async (path, fresh) => {
+    older.disabled = true;
+    try {
+      const page = await apiPage(path);
+      if (fresh) { rows.replaceChildren(); shown = 0; refused = 0; }
+      rows.append(...page.data.map(row));
+      shown += page.data.length;
+      refused += page.data.reduce((n, e) => n + (e.outcome !== "done" ? e.count : 0), 0);
+      next = page.next;
+      older.hidden = !next;
+      summary.textContent = shown
+        ? `${shown} ${shown === 1 ? "entry" : "entries"}${next ? " so far" : ""}, newest first${refused ? `; ${refused} refused attempts` : ""}.`
+        : "No moderation actions yet. Every approve, reject, mute, removal and stage change is listed here, and every refused attempt.";
+    } catch (error) {
+      summary.textContent = error.message;
+    } finally {
+      older.disabled = false;
+    }
+  };
+  const first = () => load(`/api/events/${event.id}/audit${doneOnly.checked ? "?outcome=done" : ""}`, true);
+  doneOnly.addEventListener("change", first);
+  older.addEventListener("click", () => next && load(next, false));
+  root.append(
+    h("p", {}, doneOnly, " ", h("label", { for: "audit-done-only" }, "Only what was done (hide refused attempts)")),
+    summary,
     h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Audit log entries" },
       h("table", { class: "audit-table" },
         h("thead", {}, h("tr", {}, ["When", "Session", "Who", "Action", "Outcome"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, entries.slice(0, AUDIT_SHOWN).map((e) => h("tr", {},
-          h("td", { class: "nowrap" }, h("time", { datetime: e.created_at }, shortWhen(e.created_at, event.timezone))),
-          h("td", {}, title(e.session_id)),
-          h("td", {}, e.actor_role),
-          h("td", {}, ACTION_LABEL[e.action] || e.action, e.detail ? h("span", { class: "muted" }, ` (${e.detail})`) : null),
-          h("td", { class: e.outcome === "done" ? "" : "outcome-refused" }, { done: "Done", forbidden: "Refused: not allowed" }[e.outcome] || e.outcome)))))),
-    entries.length > AUDIT_SHOWN ? h("p", { class: "hint" }, `Showing the newest ${AUDIT_SHOWN}.`) : null,
-  ];
+        rows)),
+    older);
+  first();
+  return root;
 }
 
 function shortWhen(iso, zone) {

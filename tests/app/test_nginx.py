@@ -167,7 +167,7 @@ async def test_an_attendee_takes_part_through_the_proxy(proxy: Proxy, tmp_path: 
 
 
 async def test_nginx_cuts_slow_request_heads_while_attendees_are_served(proxy: Proxy) -> None:
-    """Connections dripping their request head a byte a second are closed by nginx at
+    """SECURITY 28: connections dripping their request head a byte a second are closed by nginx at
     client_header_timeout, without reaching Dais; an attendee is served promptly meanwhile."""
     loop = asyncio.get_running_loop()
     port = int(proxy.url.rsplit(":", 1)[1])

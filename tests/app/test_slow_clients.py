@@ -109,7 +109,7 @@ class Client:
 async def test_slow_request_heads_are_cut_at_the_deadline_while_attendees_are_served(
     server: str,
 ) -> None:
-    """30 connections each sending their request head one byte a second, and one sending nothing,
+    """SECURITY 28: 30 connections each sending their request head one byte a second, and one sending nothing,
     are all closed by the server at the request-head deadline, without an answer; an attendee
     browsing meanwhile gets every answer promptly."""
     loop = asyncio.get_running_loop()
@@ -144,7 +144,7 @@ async def test_slow_request_heads_are_cut_at_the_deadline_while_attendees_are_se
 async def test_keep_alive_connections_close_when_idle_and_time_each_request_head(
     server: str,
 ) -> None:
-    """After a response, an idle keep-alive connection is closed at the keep-alive timeout; one
+    """SECURITY 28: after a response, an idle keep-alive connection is closed at the keep-alive timeout; one
     that starts its next request head gets the request-head deadline from that first byte (the
     byte cancels the keep-alive timer, so without its own deadline it would be held for ever)."""
     idle, dripping = await Client.connect(server), await Client.connect(server)
@@ -164,7 +164,7 @@ async def test_keep_alive_connections_close_when_idle_and_time_each_request_head
 
 
 async def test_request_heads_over_the_size_limit_are_refused(server: str) -> None:
-    """SECURITY 10: malformed HTTP input never yields a 5xx. A head over
+    """SECURITY 10 and 28: malformed HTTP input never yields a 5xx. A head over
     DAIS_HTTP_MAX_REQUEST_HEAD_BYTES (16 KiB) is answered 431 and the connection
     closed, whether it arrives whole in one write or grows past the limit piece by piece; a
     large head within the limit is served."""
@@ -208,7 +208,7 @@ async def test_live_sockets_outlive_the_request_head_deadline(server: str) -> No
 
 
 async def test_past_the_connection_limit_requests_get_503(tmp_path: Path) -> None:
-    """With DAIS_HTTP_MAX_CONNECTIONS open connections (here 4, idle ones included), a request is
+    """SECURITY 28: with DAIS_HTTP_MAX_CONNECTIONS open connections (here 4, idle ones included), a request is
     answered 503 at once; once they close, requests are served again."""
     with dais_server(sqlite_url(tmp_path), tmp_path, http_max_connections="4") as base:
         held = [await Client.connect(base) for _ in range(4)]
@@ -225,7 +225,7 @@ async def test_past_the_connection_limit_requests_get_503(tmp_path: Path) -> Non
 
 @pytest.mark.redis
 async def test_each_worker_process_applies_the_deadline(tmp_path: Path) -> None:
-    """`dais serve --workers 2` hands its limits to every worker process."""
+    """SECURITY 28: `dais serve --workers 2` hands its limits to every worker process."""
     with dais_server(
         sqlite_url(tmp_path),
         tmp_path,
