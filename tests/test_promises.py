@@ -59,7 +59,9 @@ def test_every_promise_has_a_test_and_every_cited_promise_exists() -> None:
     by_promise, anywhere = citations()
     untested = [n for n in numbers if not by_promise.get(n)]
     assert not untested, f"promises without a test: {untested}"
-    unknown = {path: sorted(ns - set(numbers)) for path, ns in anywhere.items() if ns - set(numbers)}
+    unknown = {
+        path: sorted(ns - set(numbers)) for path, ns in anywhere.items() if ns - set(numbers)
+    }
     assert not unknown, f"tests cite promises that do not exist: {unknown}"
     for number in numbers:
         assert listed.get(number) == by_promise[number], (

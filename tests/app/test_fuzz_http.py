@@ -85,8 +85,8 @@ def test_fuzzed_http_requests_never_get_a_server_error(demo_server, tmp_path):
     assert run.returncode == 0, run.stdout[-4000:]
     followed = _stateful_transitions(report)
     # Links are inferred from the spec (ids in responses matched to path parameters). Which ones
-    # a run follows varies with the ids the server returns; these hold for every run.
-    assert any(t.startswith("POST /api/events -> [201]") for t in followed), followed
+    # a run follows varies with the ids the server returns (an event created first, or one
+    # listed); a sequence reaching the date arithmetic runs in every run.
     dated = ("PATCH /api/events/{event_id}", "POST /api/events/{event_id}/sessions")
     assert any(t.endswith(dated) for t in followed), followed
 
