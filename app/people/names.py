@@ -50,8 +50,40 @@ class NameRefused(ValueError):
         self.message = message
 
 
-def _refused(char: str, previous: str) -> bool:
+# Zero-width non-joiner and joiner are part of how some names are spelt: ZWNJ keeps letters apart
+# in Persian ("مهدی‌زاده"), both shape Indic conjuncts, and ZWJ makes one emoji of several
+# ("👩‍💻"). They are kept between two letters of a script other than Latin, Greek or Cyrillic,
+# or between two pictographs; anywhere else (between Latin letters, at either end) they only hide
+# a difference, and are refused.
+_JOINERS = frozenset({0x200C, 0x200D})
+_JOINED_SCRIPTS_FROM = 0x0590  # Hebrew onwards: past Latin, Greek, Cyrillic and Armenian
+
+
+def _joins(previous: str, following: str) -> bool:
+    def letter(char: str) -> bool:
+        return (
+            bool(char)
+            and ord(char) >= _JOINED_SCRIPTS_FROM
+            and unicodedata.category(char)[0] in "LM"
+            and not 0x1D00 <= ord(char) < 0x2000  # phonetic and Latin/Greek extended letters
+        )
+
+    def pictograph(char: str) -> bool:
+        return bool(char) and (
+            unicodedata.category(char) in ("So", "Sk")
+            or ord(char) in _EMOJI_BLOCKS
+            or ord(char) in _PRESENTATION_SELECTORS
+        )
+
+    return (letter(previous) and letter(following)) or (
+        pictograph(previous) and pictograph(following)
+    )
+
+
+def _refused(char: str, previous: str, following: str = "") -> bool:
     point = ord(char)
+    if point in _JOINERS:
+        return not _joins(previous, following)
     if point in _PRESENTATION_SELECTORS:
         return not previous or not (
             previous in _KEYCAP_BASES or unicodedata.category(previous) == "So"
@@ -76,11 +108,11 @@ def normalise_name(value: str, *, max_length: int = MAX_LENGTH) -> str:
     name = unicodedata.normalize("NFKC", value).strip()
     if not name:
         raise NameRefused(EMPTY)
-    previous = ""
-    for char in name:
-        if _refused(char, previous):
+    for i, char in enumerate(name):
+        previous = name[i - 1] if i else ""
+        following = name[i + 1] if i + 1 < len(name) else ""
+        if _refused(char, previous, following):
             raise NameRefused(INVISIBLE)
-        previous = char
     # Only space separators are left (Zs: NFKC made most of them U+0020); tabs and newlines
     # inside the name were refused above as controls.
     name = " ".join(name.split())

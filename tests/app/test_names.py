@@ -61,6 +61,9 @@ WELCOME = [
     "#️⃣ hash",  # a keycap
     "Ó Súilleabháin",
     "Jo-Ann O'Neill",
+    "مهدی\u200cزاده",  # Persian: the zero-width non-joiner is part of the spelling
+    "क्\u200dष",  # Devanagari: a joiner shapes the conjunct
+    "👩\u200d💻 Alex",  # one emoji of two, joined
 ]
 
 
