@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -105,6 +105,17 @@ class Settings(BaseSettings):
     # X-Forwarded-For names the client, so throttles per client count each client, not the proxy
     # (the address is only ever kept hashed, never stored or logged). Empty: no proxy is trusted.
     trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("live_rate_limits", "throttles")
+    @classmethod
+    def _keep_unnamed_limits(
+        cls, value: dict[str, tuple[int, float]], info: ValidationInfo
+    ) -> dict[str, tuple[int, float]]:
+        """Limits left out of a configured set keep their defaults: setting one never lifts
+        (or breaks) the others."""
+        default = cls.model_fields[str(info.field_name)].default_factory
+        assert default is not None
+        return default() | value  # type: ignore[call-arg]
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -365,6 +365,8 @@ def main() -> None:
         "DAIS_LIVE_RATE_LIMITS": json.dumps(
             {k: [100000, 1e9] for k in ("chat", "question", "vote", "reaction")}
         ),
+        # Thousands of attendees join from this one address: lift the per-client join throttle.
+        "DAIS_THROTTLES": json.dumps({"join-client": [1_000_000, 60.0]}),
     }
     profile = os.environ.get("BENCH_PROFILE")
     prefix = (

@@ -6,8 +6,6 @@ from __future__ import annotations
 import enum
 import time
 
-from app.settings import Settings
-
 # Refused actions (`auth.forbidden`, `request.unknown_type`, `request.invalid`) share this kind.
 REFUSED = "refused"
 # Refused frames answered `rate_limited` that a person may still send (refilling at the
@@ -26,12 +24,9 @@ class Refusal(enum.Enum):
 
 class RateLimits:
     def __init__(self, limits: dict[str, tuple[int, float]]) -> None:
-        # Kinds left out of configured limits keep their defaults: leaving one out never
-        # lifts a limit (or breaks the actions that use it).
-        configured = Settings.model_construct().live_rate_limits | limits
-        # kind -> (burst, tokens per second)
+        # kind -> (burst, tokens per second); Settings keeps the defaults of kinds left out.
         self._limits = {
-            kind: (burst, per_minute / 60.0) for kind, (burst, per_minute) in configured.items()
+            kind: (burst, per_minute / 60.0) for kind, (burst, per_minute) in limits.items()
         }
         self._limits[_STRIKES] = (ABUSE_STRIKES, self._limits[REFUSED][1])
         self._buckets: dict[tuple[str, str, str], tuple[float, float]] = {}
