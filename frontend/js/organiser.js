@@ -379,7 +379,7 @@ const ACTION_LABEL = {
 // refusals arrive folded into one entry with a count.
 function auditLog(event, title) {
   const root = h("div", {});
-  const doneOnly = h("input", { type: "checkbox", id: "audit-done-only" });
+  const doneOnly = h("input", { type: "checkbox" });
   const rows = h("tbody", {});
   const summary = h("p", { class: "hint", "aria-live": "polite" });
   const older = h("button", { type: "button", class: "small", hidden: true }, "Older entries");
@@ -389,7 +389,7 @@ function auditLog(event, title) {
   const row = (e) => h("tr", {},
     h("td", { class: "nowrap" }, h("time", { datetime: e.created_at }, shortWhen(e.created_at, event.timezone))),
     h("td", {}, title(e.session_id)),
-    h("td", {}, e.actor_role),
+    h("td", { class: "nowrap" }, e.actor_role),
     h("td", {}, ACTION_LABEL[e.action] || e.action, e.detail ? h("span", { class: "muted" }, ` (${e.detail})`) : null),
     h("td", { class: e.outcome === "done" ? "" : "outcome-refused" },
       { done: "Done", forbidden: "Refused: not allowed" }[e.outcome] || e.outcome,
@@ -417,7 +417,7 @@ function auditLog(event, title) {
   doneOnly.addEventListener("change", first);
   older.addEventListener("click", () => next && load(next, false));
   root.append(
-    h("p", {}, doneOnly, " ", h("label", { for: "audit-done-only" }, "Only what was done (hide refused attempts)")),
+    h("label", { class: "check" }, doneOnly, " Only what was done (hide refused attempts)"),
     summary,
     h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Audit log entries" },
       h("table", { class: "audit-table" },
