@@ -951,8 +951,8 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
 
         def request_keyframe(self) -> None: ...
 
-        def join_native(self, slot: Any, target: Any) -> bool:
-            return self.native is not None and self.native.join(slot, target)
+        def join_native(self, slot: Any, parameters: Any) -> bool:
+            return self.native is not None and self.native.join(slot, parameters)
 
     def make_slots(source: Source) -> list[Any]:
         slots = []

@@ -18,6 +18,11 @@
  *
  * `srtp_protect` is libsrtp 2's, reached through pylibsrtp's cffi binding: Python passes its
  * address (streaming/aiortc_hooks.py checks its signature first).
+ *
+ * Names: this file spells no attribute of aiortc's. The private attributes it reads and writes
+ * (the sender's transport, the transport's state, the sender's Sender Report figures) are passed
+ * to the constructor by streaming/aiortc_hooks.py (`SENDER_ATTRIBUTES`), which checks each of
+ * them, by behaviour, at start-up.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -62,6 +67,9 @@ typedef struct {
     PyObject_HEAD
     protect_fn protect;
     PyObject *connected; /* aiortc's State.CONNECTED */
+    /* Attribute names, from Python: the sender's DTLS transport, that transport's state, and the
+     * sender's Sender Report figures (NTP time, RTP timestamp, packets, octets). */
+    PyObject *name_transport, *name_state, *name_ntp, *name_rtp, *name_packets, *name_octets;
     Target *targets;
     Py_ssize_t count;
     Py_ssize_t capacity;
@@ -69,7 +77,6 @@ typedef struct {
     int busy;            /* inside send(): the target array must not move */
 } Fanout;
 
-static PyObject *name_transport, *name_state, *name_ntp, *name_rtp, *name_packets, *name_octets;
 static PyObject *one;
 
 static void target_release(Target *t) {
@@ -142,10 +149,13 @@ static int parse_address(const char *host, int port, Target *t) {
 }
 
 static PyObject *Fanout_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"protect_address", "connected", NULL};
+    static char *keywords[] = {"protect_address", "connected", "names", NULL};
     unsigned long long address;
     PyObject *connected;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "KO", keywords, &address, &connected)) {
+    PyObject *names[6];
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "KO(UUUUUU)", keywords, &address, &connected,
+                                     &names[0], &names[1], &names[2], &names[3], &names[4],
+                                     &names[5])) {
         return NULL;
     }
     if (address == 0) {
@@ -157,6 +167,12 @@ static PyObject *Fanout_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     self->protect = (protect_fn)(uintptr_t)address;
     Py_INCREF(connected);
     self->connected = connected;
+    self->name_transport = Py_NewRef(names[0]);
+    self->name_state = Py_NewRef(names[1]);
+    self->name_ntp = Py_NewRef(names[2]);
+    self->name_rtp = Py_NewRef(names[3]);
+    self->name_packets = Py_NewRef(names[4]);
+    self->name_octets = Py_NewRef(names[5]);
     return (PyObject *)self;
 }
 
@@ -178,6 +194,12 @@ static int Fanout_clear_refs(Fanout *self) {
     for (Py_ssize_t i = 0; i < self->count; i++) target_release(&self->targets[i]);
     self->count = 0;
     Py_CLEAR(self->connected);
+    Py_CLEAR(self->name_transport);
+    Py_CLEAR(self->name_state);
+    Py_CLEAR(self->name_ntp);
+    Py_CLEAR(self->name_rtp);
+    Py_CLEAR(self->name_packets);
+    Py_CLEAR(self->name_octets);
     return 0;
 }
 
@@ -304,7 +326,7 @@ static PyObject *Fanout_clear(Fanout *self, PyObject *unused) {
 
 /* Whether `t` may still be used: the checks the Python path makes on every packet. */
 static int target_valid(Fanout *self, Target *t) {
-    PyObject *value = PyObject_GetAttr(t->sender, name_transport);
+    PyObject *value = PyObject_GetAttr(t->sender, self->name_transport);
     if (value == NULL) {
         PyErr_Clear();
         return 0;
@@ -312,7 +334,7 @@ static int target_valid(Fanout *self, Target *t) {
     int same = value == t->dtls;
     Py_DECREF(value);
     if (!same) return 0;
-    value = PyObject_GetAttr(t->dtls, name_state);
+    value = PyObject_GetAttr(t->dtls, self->name_state);
     if (value == NULL) {
         PyErr_Clear();
         return 0;
@@ -326,15 +348,15 @@ static int target_valid(Fanout *self, Target *t) {
 }
 
 /* Keep the sender's Sender Report figures truthful (on the first packet and every 32nd). */
-static void note_sent(Target *t, PyObject *ntp_time) {
+static void note_sent(Fanout *self, Target *t, PyObject *ntp_time) {
     PyObject *rtp = PyLong_FromUnsignedLong(t->last_ts);
     PyObject *packets = PyLong_FromUnsignedLongLong(t->packets);
     PyObject *octets = PyLong_FromUnsignedLongLong(t->octets);
     if (rtp && packets && octets) {
-        if (PyObject_SetAttr(t->sender, name_ntp, ntp_time) < 0 ||
-            PyObject_SetAttr(t->sender, name_rtp, rtp) < 0 ||
-            PyObject_SetAttr(t->sender, name_packets, packets) < 0 ||
-            PyObject_SetAttr(t->sender, name_octets, octets) < 0) {
+        if (PyObject_SetAttr(t->sender, self->name_ntp, ntp_time) < 0 ||
+            PyObject_SetAttr(t->sender, self->name_rtp, rtp) < 0 ||
+            PyObject_SetAttr(t->sender, self->name_packets, packets) < 0 ||
+            PyObject_SetAttr(t->sender, self->name_octets, octets) < 0) {
             PyErr_Clear();
         }
     } else {
@@ -434,7 +456,7 @@ static PyObject *Fanout_send(Fanout *self, PyObject *const *args, Py_ssize_t nar
         t->octets += size;
         t->last_seq = seq;
         t->last_ts = ts;
-        if ((t->packets & 31) == 1) note_sent(t, ntp_time);
+        if ((t->packets & 31) == 1) note_sent(self, t, ntp_time);
     }
     /* Protect for everyone first, then send in one loop: the syscalls run back to back. A socket
      * that would block, or a viewer gone, loses the packet, as a network would. */
@@ -474,7 +496,9 @@ static PySequenceMethods Fanout_as_sequence = {
 };
 
 PyDoc_STRVAR(Fanout_doc,
-"Fanout(protect_address, connected): the viewers of one published track that are sent to from C.");
+"Fanout(protect_address, connected, names): the viewers of one published track that are sent to\n"
+"from C. `names` is (sender's transport, transport's state, Sender Report NTP time, RTP timestamp,\n"
+"packet count, octet count): the attribute names C reads and writes.");
 
 static PyTypeObject FanoutType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -498,17 +522,8 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__fanout(void) {
-    name_transport = PyUnicode_InternFromString("_RTCRtpSender__transport");
-    name_state = PyUnicode_InternFromString("_state");
-    name_ntp = PyUnicode_InternFromString("_RTCRtpSender__ntp_timestamp");
-    name_rtp = PyUnicode_InternFromString("_RTCRtpSender__rtp_timestamp");
-    name_packets = PyUnicode_InternFromString("_RTCRtpSender__packet_count");
-    name_octets = PyUnicode_InternFromString("_RTCRtpSender__octet_count");
     one = PyLong_FromLong(1);
-    if (!name_transport || !name_state || !name_ntp || !name_rtp || !name_packets ||
-        !name_octets || !one) {
-        return NULL;
-    }
+    if (!one) return NULL;
     if (PyType_Ready(&FanoutType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

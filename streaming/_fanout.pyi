@@ -8,7 +8,12 @@ MAX_PACKET: int
 Counters = tuple[int, int, int, int]  # packets, octets, last sequence number, last timestamp
 
 class Fanout:
-    def __init__(self, protect_address: int, connected: object) -> None: ...
+    def __init__(
+        self,
+        protect_address: int,
+        connected: object,
+        names: tuple[str, str, str, str, str, str],
+    ) -> None: ...
     def __len__(self) -> int: ...
     def add(
         self,

@@ -20,10 +20,20 @@ must pass encoded RTP packets through untouched, so it taps aiortc at three poin
   NACK) are replaced per instance, so keyframe requests go up to the publisher and retransmissions
   come from the forwarder's packet history.
 
-The server's ICE is lite (`streaming/ice_lite.py`, which also reaches into aioice and aiortc).
+The server's ICE is lite (`streaming/ice_lite.py`): it subclasses aioice's Connection, and the
+private attributes that subclass relies on are listed here (`ICE_LITE_CONNECTION_ATTRIBUTES`); how
+a server peer connection gets lite transports (`replace_dtls_transport_factory`, `ice_connection`)
+is here too. So is every other private attribute the rest of `streaming/` touches (a sender's SSRC
+and track ids, a transceiver's offered direction), and the C fan-out's attribute names
+(`SENDER_ATTRIBUTES`: streaming/_fanout.c spells none itself).
 
-`check_internals()` verifies all of this (and what ice_lite.py relies on) still exists; MediaServer calls it at start-up and a test
-calls it, so an aiortc upgrade that moves these internals fails loudly instead of silently.
+`check_internals()` checks all of this by behaviour, at start-up (MediaServer calls it) and in a
+test: two aiortc peer connections in this process, one of them with the server's hooks and ICE-lite,
+pass real RTP packets through the hooks, and the check asserts they arrived where the hooks expect
+them (see `_exercise`). Source-text checks (which need aiortc's .py files) only add diagnostics to
+the log. pylibsrtp's cffi binding is imported lazily (`load_srtp_binding`): when it cannot be loaded
+or has changed, the C fan-out and the in-place SRTP path are off and the public
+`Session.protect` serves, rather than `import streaming` failing.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ import inspect
 import logging
 import re
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -49,12 +61,13 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
-from pylibsrtp._binding import ffi as _srtp_ffi
-from pylibsrtp._binding import lib as _srtp_lib
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CONNECTED",
+    "ICE_LITE_CONNECTION_ATTRIBUTES",
+    "SENDER_ATTRIBUTES",
     "AiortcInternalsChanged",
     "IdleTrack",
     "RtpOutput",
@@ -65,13 +78,63 @@ __all__ = [
     "compatible_payload_type",
     "hook_receiver",
     "hook_sender",
+    "ice_connection",
+    "load_srtp_binding",
+    "name_sender_track",
     "negotiated_extensions",
     "note_sent",
+    "offered_direction",
+    "replace_dtls_transport_factory",
+    "request_keyframe_upstream",
     "sendable",
+    "sender_ssrc",
+    "source_diagnostics",
     "srtp_protect_address",
 ]
 
 CONNECTED = State.CONNECTED  # also what the C fan-out compares a DTLS transport's state with
+
+# The private attributes the C fan-out reads and writes, by name, in the order Fanout() takes them:
+# the sender's DTLS transport, that transport's state, and the sender's Sender Report figures (NTP
+# time, RTP timestamp, packet and octet counts). The Python path below uses the same attributes
+# (spelled out, for speed); `check_internals` checks them by behaviour.
+SENDER_ATTRIBUTES = (
+    "_RTCRtpSender__transport",
+    "_state",
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__packet_count",
+    "_RTCRtpSender__octet_count",
+)
+
+# What IceLiteConnection (streaming/ice_lite.py) reads, writes or overrides on aioice's Connection.
+ICE_LITE_CONNECTION_ATTRIBUTES = (
+    "_check_list",
+    "_check_list_done",
+    "_check_list_maybe_complete",
+    "_check_list_maybe_fail",
+    "_check_list_state",
+    "_closing",
+    "_early_checks",
+    "_early_checks_done",
+    "_find_pair",
+    "_local_candidates_end",
+    "_nominated",
+    "_remote_candidates",
+    "_remote_candidates_end",
+    "_tie_breaker",
+    "check_incoming",
+    "check_start",
+    "check_start_task",
+    "close",
+    "connect",
+    "ice_controlling",
+    "query_consent",
+    "remote_password",
+    "remote_username",
+    "request_received",
+    "switch_role",
+)
 
 # libsrtp 2's srtp_protect, as pylibsrtp's binding declares it; the C fan-out calls it by address.
 _SRTP_PROTECT_SIGNATURE = "srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
@@ -93,8 +156,13 @@ def _assigns(source: str, attribute: str) -> bool:
     return re.search(rf"self\.{re.escape(attribute)}\s*(:[^=\n]*)?=", source) is not None
 
 
-def check_internals() -> None:
-    """Raise AiortcInternalsChanged naming every hook point that is missing."""
+def source_diagnostics() -> list[str]:
+    """What aiortc's, aioice's and pylibsrtp's source text no longer says as the hooks expect.
+
+    Only diagnostics (the behaviour is what `check_internals` decides on): they explain a failed
+    behavioural check, or warn of a change that still works. They need the libraries' .py files;
+    without them nothing is reported.
+    """
     problems: list[str] = []
 
     def expect(condition: bool, what: str) -> None:
@@ -220,10 +288,262 @@ def check_internals() -> None:
     expect("self._codecs" in transceiver_init, "RTCRtpTransceiver._codecs")
     expect("self._headerExtensions" in transceiver_init, "RTCRtpTransceiver._headerExtensions")
 
+    return problems
+
+
+def missing_attributes() -> list[str]:
+    """The private attributes the hooks name, looked up on real aiortc and aioice objects."""
+    problems: list[str] = []
+    for owner, names in (
+        (RTCRtpReceiver, ("_handle_rtp_packet", "_send_rtcp_pli")),
+        (RTCRtpSender, ("_handle_rtcp_packet", "_send_keyframe", "_retransmit")),
+        (RTCPeerConnection, ("_RTCPeerConnection__createDtlsTransport",)),
+    ):
+        problems += [f"{owner.__name__}.{name}" for name in names if not hasattr(owner, name)]
+    connection = aioice.ice.Connection(ice_controlling=False)
+    problems += [
+        f"aioice.Connection.{name}"
+        for name in ICE_LITE_CONNECTION_ATTRIBUTES
+        if not hasattr(connection, name)
+    ]
+    for name in ("SUCCEEDED",):
+        if not hasattr(aioice.ice.CandidatePair.State, name):
+            problems.append(f"aioice.CandidatePair.State.{name}")
+    return problems
+
+
+# The behaviour of the aiortc in this process cannot change while it runs: once `_exercise` has
+# passed, later MediaServers (one per app, and one per test) do not repeat it.
+_behaviour_checked = False
+_check_lock = threading.Lock()
+
+
+def check_internals() -> None:
+    """Raise AiortcInternalsChanged unless every hook works, checked by behaviour.
+
+    Logs the source-text diagnostics (never fatal) first, so that a failure comes with its likely
+    cause. The behavioural check runs in a thread with its own event loop: it is called from
+    synchronous code (MediaServer's constructor) that may itself run inside an event loop.
+    """
+    global _behaviour_checked
+    for problem in source_diagnostics():
+        logger.warning("aiortc internals: the source no longer shows %s", problem)
+    problems = missing_attributes()
+    with _check_lock:
+        if not problems and not _behaviour_checked:
+            found: list[str] = []
+
+            def run() -> None:
+                try:
+                    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+                        found.extend(runner.run(asyncio.wait_for(_exercise(), 20)))
+                except Exception as exc:  # any failure to run is a failed check, with its cause
+                    found.append(f"the hooks could not be exercised: {exc!r}")
+
+            thread = threading.Thread(target=run, name="aiortc-hooks-check")
+            thread.start()
+            thread.join()
+            problems = found
+            _behaviour_checked = not problems
     if problems:
         raise AiortcInternalsChanged(
             "aiortc internals used by streaming/aiortc_hooks.py changed: " + "; ".join(problems)
         )
+
+
+class _Exercise:
+    """What the behavioural check saw arrive, each where a hook should have put it."""
+
+    def __init__(self) -> None:
+        self.packets: list[RtpPacket] = []  # at the server's receiver, by hook_receiver
+        self.frames = 0  # reassembled by the real jitter buffer behind hook_receiver
+        self.keyframe_requests = 0  # a PLI from the server, at the client's hooked sender
+        self.viewer_keyframe_requests = 0  # a PLI/FIR from the client, at the server's sender
+        self.nacks: list[int] = []  # NACKed sequence numbers, at the server's hooked sender
+        self.sent = 0  # packets the server sent back through RtpOutput
+        self.skipped: int | None = None  # the one sequence number the server left out
+
+
+async def _exercise() -> list[str]:
+    """Two peer connections in this process: a client sending a video track, and a server with
+    ICE-lite and the hooks on its one sendrecv m-line. Every packet the server receives goes to
+    the hook (not a decoder), and straight back to the client through RtpOutput (SRTP, ICE socket)
+    with one left out; the client must then decode frames from it, NACK the missing one to the
+    server's hooked sender, and receive the server's PLI at its own hooked sender. Then the Sender
+    Report figures and, when it is built, the C fan-out (with the names it is given)."""
+    from aiortc.mediastreams import VideoStreamTrack
+
+    from .ice_lite import serve_ice_lite
+
+    seen = _Exercise()
+    problems: list[str] = []
+    client, server = RTCPeerConnection(), RTCPeerConnection()
+    serve_ice_lite(server)
+    try:
+        client_transceiver = client.addTransceiver(VideoStreamTrack(), direction="sendrecv")
+        hook_sender(
+            client_transceiver.sender,
+            lambda: setattr(seen, "keyframe_requests", seen.keyframe_requests + 1),
+            lambda sequence_number: None,
+        )
+        await client.setLocalDescription(await client.createOffer())
+        await server.setRemoteDescription(client.localDescription)
+        (transceiver,) = server.getTransceivers()
+        transceiver.sender.replaceTrack(IdleTrack("video"))
+        transceiver.direction = "sendrecv"
+        sender = transceiver.sender
+        output = RtpOutput(sender)
+        ssrc = sender_ssrc(sender)
+
+        def on_packet(packet: RtpPacket) -> None:
+            seen.packets.append(packet)
+            if len(seen.packets) == 20:
+                seen.skipped = packet.sequence_number  # the client NACKs it
+                return
+            data = (
+                bytes((0x80, (packet.marker << 7) | packet.payload_type))
+                + packet.sequence_number.to_bytes(2, "big")
+                + packet.timestamp.to_bytes(4, "big")
+                + ssrc.to_bytes(4, "big")
+                + packet.payload
+            )
+            if output.send(data):
+                seen.sent += 1
+
+        hook_receiver(
+            transceiver.receiver,
+            on_packet,
+            lambda frame: setattr(seen, "frames", seen.frames + 1),
+        )
+        hook_sender(
+            sender,
+            lambda: setattr(seen, "viewer_keyframe_requests", seen.viewer_keyframe_requests + 1),
+            seen.nacks.append,
+        )
+        await server.setLocalDescription(await server.createAnswer())
+        await client.setRemoteDescription(server.localDescription)
+        (client_receiver,) = [t.receiver for t in client.getTransceivers()]
+        decoded = asyncio.ensure_future(client_receiver.track.recv())
+
+        async def until(condition: Callable[[], bool], seconds: float) -> bool:
+            deadline = time.monotonic() + seconds
+            while not condition() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            return condition()
+
+        if not await until(lambda: server.connectionState == "connected", 10):
+            return [f"two peer connections in this process connect ({server.connectionState})"]
+        if not await until(lambda: len(seen.packets) >= 40 and seen.sent >= 30, 4):
+            problems.append(
+                f"RTCRtpReceiver's packets reach hook_receiver ({len(seen.packets)} arrived) and"
+                f" RtpOutput sends on the DTLS transport's SRTP session and ICE socket"
+                f" ({seen.sent} sent)"
+            )
+            return problems
+        if not await until(lambda: seen.frames > 0, 3):
+            problems.append("the receiver's real jitter buffer reassembles frames behind the hook")
+        try:
+            await asyncio.wait_for(decoded, 5)
+        except (TimeoutError, MediaStreamError):
+            problems.append("the client decodes what RtpOutput sent (SRTP, socket, address)")
+        if not await until(lambda: seen.skipped in seen.nacks, 3):
+            problems.append("a viewer's NACK reaches hook_sender's retransmit callback")
+        await request_keyframe_upstream(transceiver.receiver, seen.packets[-1].ssrc)
+        if not await until(lambda: seen.keyframe_requests > 0, 3):
+            problems.append("request_keyframe_upstream's PLI reaches a hooked sender's callback")
+
+        # Sender Reports: what note_sent writes is what aiortc reports.
+        note_sent(sender, ntp_time=1 << 40, rtp_timestamp=1234, packets=4321, octets=98765)
+        if not _reports(await sender.getStats(), 4321, 98765):
+            problems.append("note_sent writes the sender's Sender Report counters")
+        missing = [name for name in SENDER_ATTRIBUTES[2:] if not hasattr(sender, name)]
+        problems += [f"RTCRtpSender.{name}" for name in missing]
+        problems += await _exercise_c_fan_out(sender, output, ssrc, seen.packets[-10:])
+    finally:
+        await client.close()
+        await server.close()
+    return problems
+
+
+def _reports(stats: Any, packets: int, octets: int) -> bool:
+    return any(
+        getattr(s, "type", None) == "outbound-rtp"
+        and s.packetsSent == packets
+        and s.bytesSent == octets
+        for s in stats.values()
+    )
+
+
+async def _exercise_c_fan_out(
+    sender: RTCRtpSender, output: RtpOutput, ssrc: int, packets: list[RtpPacket]
+) -> list[str]:
+    """The C fan-out, when built, sends with the names and target Python gives it, and writes the
+    Sender Report figures by the names it is given."""
+    try:
+        from . import _fanout
+    except ImportError:
+        return []
+    address = srtp_protect_address()
+    target = output.native_target()
+    if address is None or target is None:
+        return []
+    fanout = _fanout.Fanout(address, CONNECTED, SENDER_ATTRIBUTES)
+    joined = fanout.add(
+        object(), sender, target.dtls, target.nominated, target.pair, target.session,
+        target.context, target.fd, target.host, target.port, ssrc, packets[0].payload_type,
+        0, 0, 0, 0, 0, 0, 0,
+    )  # fmt: skip
+    if not joined:
+        return ["the C fan-out takes a target RtpOutput made"]
+    for packet in packets:
+        dropped = fanout.send(
+            (packet.sequence_number + 1000) & 0xFFFF,
+            packet.timestamp,
+            1 << 40,
+            len(packet.payload),
+            [(0x80, packet.marker << 7, packet.payload)],
+        )
+        if dropped is not None:
+            return [f"the C fan-out finds the sender's transport by {SENDER_ATTRIBUTES[:2]}"]
+    octets = len(packets[0].payload)  # Sender Report figures are written on the first packet
+    if not _reports(await sender.getStats(), 1, octets):
+        return [f"the C fan-out writes the Sender Report figures by {SENDER_ATTRIBUTES[2:]}"]
+    fanout.clear()
+    return []
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC a sender sends with (aiortc picks it; its RTCP uses it)."""
+    return sender._ssrc  # type: ignore[no-any-return]
+
+
+def name_sender_track(sender: RTCRtpSender, *, track_id: str, stream_id: str) -> None:
+    """The track and stream ids a sender's m-line announces in the next offer (`a=msid`), without
+    giving it a track (its IdleTrack stays: nothing is ever encoded)."""
+    sender._track_id = track_id
+    sender._stream_id = stream_id
+
+
+def offered_direction(transceiver: RTCRtpTransceiver) -> str | None:
+    """The direction the remote side's last offer gave this m-line, from the server's side."""
+    return transceiver._offerDirection  # type: ignore[no-any-return]
+
+
+def replace_dtls_transport_factory(
+    pc: RTCPeerConnection, wrap: Callable[[RTCDtlsTransport], RTCDtlsTransport]
+) -> None:
+    """Pass every DTLS transport (and the ICE transport under it) `pc` creates through `wrap`."""
+    create: Callable[[], RTCDtlsTransport] = pc._RTCPeerConnection__createDtlsTransport  # type: ignore[attr-defined]
+
+    def create_wrapped() -> RTCDtlsTransport:
+        return wrap(create())
+
+    pc._RTCPeerConnection__createDtlsTransport = create_wrapped  # type: ignore[attr-defined]
+
+
+def ice_connection(transport: RTCIceTransport) -> aioice.ice.Connection:
+    """The aioice Connection behind an ICE transport (its gatherer's)."""
+    return transport._connection
 
 
 # --- ingest -------------------------------------------------------------------------------------
@@ -338,17 +658,43 @@ def sendable(sender: RTCRtpSender) -> bool:
     return dtls._state is CONNECTED
 
 
+class SrtpBinding(NamedTuple):
+    """pylibsrtp's cffi binding: its `ffi` and the libsrtp functions (`lib`)."""
+
+    ffi: Any
+    lib: Any
+
+
+def load_srtp_binding() -> SrtpBinding | None:
+    """pylibsrtp's private cffi binding, imported on first use (Python's import cache makes later
+    calls cheap); None when it cannot be loaded or no longer has what RtpOutput and the C fan-out
+    use. Then both fall back to the public `Session.protect`, and the C fan-out is off."""
+    try:
+        from pylibsrtp._binding import ffi, lib
+    except ImportError:
+        return None
+    if not all(hasattr(ffi, name) for name in ("new", "cast", "addressof", "typeof", "getctype")):
+        return None
+    if not hasattr(lib, "srtp_protect"):
+        return None
+    return SrtpBinding(ffi, lib)
+
+
 def srtp_protect_address() -> int | None:
     """The address of libsrtp's `srtp_protect` inside pylibsrtp, for the C fan-out; None when
-    pylibsrtp's binding no longer declares it with libsrtp 2's signature (the C fan-out is then
-    not used: calling it with the wrong arguments would crash)."""
+    pylibsrtp's binding cannot be loaded or no longer declares it with libsrtp 2's signature (the
+    C fan-out is then not used: calling it with the wrong arguments would crash)."""
+    binding = load_srtp_binding()
+    if binding is None:
+        return None
+    ffi = binding.ffi
     try:
-        function = _srtp_ffi.addressof(_srtp_lib, "srtp_protect")
+        function = ffi.addressof(binding.lib, "srtp_protect")
+        if ffi.getctype(ffi.typeof(function)) != _SRTP_PROTECT_SIGNATURE:
+            return None
+        return int(ffi.cast("uintptr_t", function))
     except (AttributeError, TypeError):
         return None
-    if _srtp_ffi.getctype(_srtp_ffi.typeof(function)) != _SRTP_PROTECT_SIGNATURE:
-        return None
-    return int(_srtp_ffi.cast("uintptr_t", function))
 
 
 class NativeTarget(NamedTuple):
@@ -395,6 +741,7 @@ class RtpOutput:
         "_context",
         "_limit",
         "_srtp_protect",
+        "_binding",
         "_transport",
         "generation",
     )
@@ -409,10 +756,12 @@ class RtpOutput:
         self._session: pylibsrtp.Session | None = None
         self._cdata: Any = None
         self._buffer: Any = None
-        self._length = _srtp_ffi.new("int *")
         self._context: Any = None
         self._limit = 0
-        self._srtp_protect = _srtp_lib.srtp_protect
+        # pylibsrtp's binding for the in-place path (None: only the public Session.protect).
+        self._binding = load_srtp_binding()
+        self._length: Any = None if self._binding is None else self._binding.ffi.new("int *")
+        self._srtp_protect: Any = None if self._binding is None else self._binding.lib.srtp_protect
         self._transport: Any = None
         self.generation = 0  # counts refreshes: what native_target() returns may have changed
 
@@ -480,7 +829,12 @@ class RtpOutput:
             # without them, the public (slower) Session.protect.
             cdata = getattr(session, "_cdata", None)
             srtp = getattr(session, "_srtp", None)
-            if cdata is None or srtp is None or getattr(session, "_buffer", None) is None:
+            if (
+                self._binding is None
+                or cdata is None
+                or srtp is None
+                or getattr(session, "_buffer", None) is None
+            ):
                 self._context = None
             else:
                 self._cdata = cdata
@@ -499,7 +853,12 @@ class RtpOutput:
         """Where the C fan-out may send for this sender, as of the last refresh; None if it cannot
         (not connected, pylibsrtp's internals unavailable, a socket without a descriptor, or an
         address that is not numeric)."""
-        if self._dtls is None or self._context is None or self._transport is None:
+        if (
+            self._dtls is None
+            or self._context is None
+            or self._transport is None
+            or self._binding is None
+        ):
             return None
         sock = self._transport.get_extra_info("socket")
         try:
@@ -514,7 +873,7 @@ class RtpOutput:
             nominated=self._nominated,
             pair=self._pair,
             session=self._session,  # type: ignore[arg-type]
-            context=int(_srtp_ffi.cast("uintptr_t", self._context)),
+            context=int(self._binding.ffi.cast("uintptr_t", self._context)),
             fd=fd,
             host=str(address[0]),
             port=int(address[1]),

@@ -20,16 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
-from struct import Struct
+from dataclasses import dataclass
 from typing import Any
 
 from aiortc import RTCRtpReceiver
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from . import aiortc_hooks as hooks
+from .header_layout import (
+    NO_EXTENSIONS,
+    RTP_HEADER,
+    ForwardedPacket,
+    HeaderLayout,
+    layout_id,
+    negotiated_layout,
+)
+from .munger import RtpMunger
 from .payloads import keyframe_detector
 
 try:
@@ -42,109 +50,12 @@ logger = logging.getLogger(__name__)
 KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: at most one PLI per second goes up to a publisher
 HISTORY_SIZE = 512  # packets kept per track to answer viewers' NACKs
 
-ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
-MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
-
-_HEADER = Struct("!BBHII")
-_EXTENSION_HEADER = Struct("!HH")
-_pack_header = _HEADER.pack
+_pack_header = RTP_HEADER.pack
 _NTP_EPOCH_OFFSET = 2208988800
 
 
 def ntp_now() -> int:
     return int((time.time() + _NTP_EPOCH_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
-
-
-class ForwardedPacket:
-    """One received RTP packet, reduced to what every slot needs to rewrite it.
-
-    `size` is the payload's length and `arrival` the monotonic time it reached the forwarder.
-    `templates` caches, per header-extension layout (see `_layout_id`), what follows the 12-byte
-    RTP header (extension block, payload), the header's first byte and the marker bit: built
-    once per incoming packet, so a slot with that layout only packs its own 12-byte header
-    (payload type, sequence number, timestamp, SSRC) in front of it.
-    """
-
-    __slots__ = (
-        "sequence_number",
-        "timestamp",
-        "marker",
-        "payload_type",
-        "payload",
-        "abs_send_time",
-        "audio_level",
-        "keyframe_start",
-        "ntp_time",
-        "templates",
-        "size",
-        "arrival",
-    )
-
-    def __init__(
-        self,
-        sequence_number: int,
-        timestamp: int,
-        marker: int,
-        payload_type: int,
-        payload: bytes,
-        abs_send_time: bytes | None,
-        audio_level: bytes | None,
-        keyframe_start: bool,
-        ntp_time: int,
-    ) -> None:
-        self.sequence_number = sequence_number
-        self.timestamp = timestamp
-        self.marker = marker
-        self.payload_type = payload_type
-        self.payload = payload
-        self.abs_send_time = abs_send_time
-        self.audio_level = audio_level
-        self.keyframe_start = keyframe_start
-        self.ntp_time = ntp_time
-        self.templates: dict[int, tuple[int, int, bytes]] = {}
-        self.size = len(payload)
-        self.arrival = time.monotonic()
-
-
-# Header-extension layouts (level prefix, abs-send-time prefix, mid element) -> small int, so that
-# a packet's template cache is keyed by an int rather than by a tuple hashed per viewer and packet.
-_LAYOUTS: dict[tuple[bytes, bytes, bytes], int] = {}
-
-
-def _layout_id(layout: tuple[bytes, bytes, bytes]) -> int:
-    layout_id = _LAYOUTS.get(layout)
-    if layout_id is None:
-        layout_id = _LAYOUTS[layout] = len(_LAYOUTS)
-    return layout_id
-
-
-def build_template(
-    packet: ForwardedPacket, layout: tuple[bytes, bytes, bytes]
-) -> tuple[int, int, bytes]:
-    """The outgoing packet for one extension layout: its first byte, the marker bit (ORed with a
-    slot's payload type) and everything after the SSRC (extension block, payload)."""
-    level_prefix, abs_prefix, mid_element = layout
-    elements = mid_element
-    if packet.abs_send_time is not None and abs_prefix:
-        elements = abs_prefix + packet.abs_send_time + elements
-    if packet.audio_level is not None and level_prefix:
-        elements = level_prefix + packet.audio_level + elements
-    if not elements:
-        return 0x80, packet.marker << 7, packet.payload
-    padding = -len(elements) % 4
-    return (
-        0x90,
-        packet.marker << 7,
-        b"".join(
-            (
-                _EXTENSION_HEADER.pack(0xBEDE, (len(elements) + padding) >> 2),
-                elements,
-                b"\x00" * padding,
-                packet.payload,
-            )
-        ),
-    )
 
 
 FrameListener = Callable[["PublishedTrack", hooks.JitterFrame], None]
@@ -263,9 +174,13 @@ class PublishedTrack:
 
     # -- the C fan-out ----------------------------------------------------------------------------
 
-    def join_native(self, slot: ViewerSlot, target: hooks.NativeTarget) -> bool:
+    def join_native(self, slot: ViewerSlot, parameters: NativeParameters) -> bool:
         """Send to `slot` from C from the next packet on (it left the Python path steady)."""
-        if self._native is None or slot not in self._slots or not self._native.join(slot, target):
+        if (
+            self._native is None
+            or slot not in self._slots
+            or not self._native.join(slot, parameters)
+        ):
             return False
         self._slots = [s for s in self._slots if s is not slot]
         return True
@@ -353,6 +268,22 @@ def fan_out(slots: list[ViewerSlot], packet: ForwardedPacket) -> None:
             logger.exception("sending to a viewer failed")
 
 
+@dataclass(frozen=True, slots=True)
+class NativeParameters:
+    """Everything the C fan-out needs to send to one slot: where (its transport, as of now), and
+    the decisions the Python path made for it, which stay fixed while C sends."""
+
+    target: hooks.NativeTarget
+    sender: Any  # the RTCRtpSender whose transport and Sender Report figures C follows
+    ssrc: int
+    payload_type: int
+    seq_offset: int
+    ts_offset: int
+    layout: HeaderLayout
+    layout_id: int
+    counters: tuple[int, int, int, int]  # packets, octets, last sequence number, last timestamp
+
+
 class NativeViewers:
     """The slots of one track that its C fan-out (streaming/_fanout.c) sends to.
 
@@ -363,28 +294,30 @@ class NativeViewers:
     def __init__(self, fanout: Any) -> None:
         self._fanout = fanout
         self.slots: list[ViewerSlot] = []
-        self._layouts: list[tuple[int, tuple[bytes, bytes, bytes]]] = []
+        self._layouts: list[tuple[int, HeaderLayout]] = []
 
     @classmethod
     def create(cls) -> NativeViewers | None:
-        """None when the C extension was not built or libsrtp's entry point is not as expected."""
+        """None when the C extension was not built, or pylibsrtp's binding cannot be loaded or
+        its `srtp_protect` is not as expected."""
         if _fanout is None:
             return None
         address = hooks.srtp_protect_address()
         if address is None:
             return None
-        return cls(_fanout.Fanout(address, hooks.CONNECTED))
+        return cls(_fanout.Fanout(address, hooks.CONNECTED, hooks.SENDER_ATTRIBUTES))
 
-    def join(self, slot: ViewerSlot, target: hooks.NativeTarget) -> bool:
-        layout_ids = [layout_id for layout_id, _ in self._layouts]
-        if slot._layout_id not in layout_ids:
-            layout_ids.append(slot._layout_id)
-            self._layouts.append((slot._layout_id, slot._layout))
-        index = layout_ids.index(slot._layout_id)
-        packets, octets, last_seq, last_ts = slot.counters()
+    def join(self, slot: ViewerSlot, parameters: NativeParameters) -> bool:
+        layout_ids = [known for known, _ in self._layouts]
+        if parameters.layout_id not in layout_ids:
+            layout_ids.append(parameters.layout_id)
+            self._layouts.append((parameters.layout_id, parameters.layout))
+        index = layout_ids.index(parameters.layout_id)
+        target = parameters.target
+        packets, octets, last_seq, last_ts = parameters.counters
         joined = self._fanout.add(
             slot,
-            slot.sender,
+            parameters.sender,
             target.dtls,
             target.nominated,
             target.pair,
@@ -393,10 +326,10 @@ class NativeViewers:
             target.fd,
             target.host,
             target.port,
-            slot.ssrc,
-            slot._out_pt,
-            slot._seq_offset,
-            slot._ts_offset,
+            parameters.ssrc,
+            parameters.payload_type,
+            parameters.seq_offset,
+            parameters.ts_offset,
             index,
             packets,
             octets,
@@ -426,13 +359,8 @@ class NativeViewers:
         self, packet: ForwardedPacket
     ) -> list[tuple[ViewerSlot, tuple[int, int, int, int]]] | None:
         """Send `packet` to every slot; the slots dropped (transport changed or closed), if any."""
-        templates = packet.templates
-        layouts = []
-        for layout_id, layout in self._layouts:
-            template = templates.get(layout_id)
-            if template is None:
-                template = templates[layout_id] = build_template(packet, layout)
-            layouts.append(template)
+        template = packet.template
+        layouts = [template(known, layout) for known, layout in self._layouts]
         dropped = self._fanout.send(
             packet.sequence_number, packet.timestamp, packet.ntp_time, packet.size, layouts
         )
@@ -448,32 +376,31 @@ def _log_task_error(task: asyncio.Task[None]) -> None:
 
 
 class ViewerSlot:
-    """One sendonly transceiver of a viewer's peer connection, fed by at most one PublishedTrack."""
+    """One sendonly transceiver of a viewer's peer connection, fed by at most one PublishedTrack.
+
+    The slot negotiates (reserve, release, what the viewer answered), maps the source's payload
+    type to the viewer's, passes the viewer's feedback (PLI, NACK) to its source, and sends: on
+    the Python path by `forward`, or by handing the C fan-out its `native_parameters()`. Sequence
+    numbers and timestamps are its `munger`'s (streaming/munger.py); the bytes after the 12-byte
+    header follow its `layout` (streaming/header_layout.py).
+    """
 
     # Slots: attribute reads on the per-packet path are cheaper, and the object is smaller.
     __slots__ = (
-        "_abs_prefix",
-        "_last_sent",
-        "_last_seq",
-        "_last_ts",
-        "_layout",
-        "_layout_id",
-        "_level_prefix",
         "_native_generation",
-        "_mid_element",
         "_octets_sent",
-        "_out_pt",
         "_output",
         "_packets_sent",
-        "_seq_offset",
         "_source_pt",
-        "_ts_offset",
-        "_waiting_for_start",
         "clock_rate",
         "key",
         "kind",
+        "layout",
+        "layout_id",
+        "munger",
         "native",
         "negotiated",
+        "payload_type",
         "sender",
         "source",
         "ssrc",
@@ -486,7 +413,7 @@ class ViewerSlot:
         self.transceiver = transceiver
         self.kind = transceiver.kind
         self.sender = transceiver.sender
-        self.ssrc: int = self.sender._ssrc
+        self.ssrc: int = hooks.sender_ssrc(self.sender)
         self.clock_rate = 90000 if self.kind == "video" else 48000
         self.key: tuple[str, str] | None = None  # (publisher person_id, label) it is reserved for
         self.track_id: str | None = None
@@ -494,22 +421,14 @@ class ViewerSlot:
         self.source: PublishedTrack | None = None
         self.wanted_source: PublishedTrack | None = None
         self.native = False  # sent to from its source's C fan-out, not by forward()
+        self.munger = RtpMunger(self.clock_rate)
+        self.payload_type = -1  # the viewer's payload type for the source's codec (-1: none)
+        self.layout: HeaderLayout = NO_EXTENSIONS
+        self.layout_id = layout_id(self.layout)
         self._native_generation = -1  # the RtpOutput refresh last tried for the C fan-out
         self._packets_sent = 0
         self._octets_sent = 0
-        self._waiting_for_start = True
-        self._seq_offset = 0
-        self._ts_offset = 0
-        self._last_seq: int | None = None
-        self._last_ts = 0
-        self._last_sent = 0.0
         self._source_pt = -1
-        self._out_pt = -1
-        self._mid_element = b""
-        self._abs_prefix = b""
-        self._level_prefix = b""
-        self._layout: tuple[bytes, bytes, bytes] = (b"", b"", b"")
-        self._layout_id = _layout_id(self._layout)
         self._output = hooks.RtpOutput(self.sender)
         hooks.hook_sender(self.sender, self._on_keyframe_request, self._on_nack)
 
@@ -520,8 +439,7 @@ class ViewerSlot:
         self.key = key
         self.track_id = track_id
         self.negotiated = False
-        self.sender._track_id = track_id
-        self.sender._stream_id = stream_id
+        hooks.name_sender_track(self.sender, track_id=track_id, stream_id=stream_id)
         self.transceiver.direction = "sendonly"
 
     def release(self) -> None:
@@ -539,18 +457,10 @@ class ViewerSlot:
         if self.native and self.source is not None:  # its layout or payload type may change
             self.source.leave_native(self)
             self.source.add_slot(self)
-        extensions = hooks.negotiated_extensions(self.transceiver)
-        mid = (self.transceiver.mid or "").encode()
-        mid_id = extensions.get(MID_URI)
-        self._mid_element = (
-            bytes(((mid_id << 4) | (len(mid) - 1),)) + mid if mid_id and 0 < len(mid) <= 16 else b""
+        self.layout = negotiated_layout(
+            hooks.negotiated_extensions(self.transceiver), self.transceiver.mid
         )
-        abs_id = extensions.get(ABS_SEND_TIME_URI)
-        self._abs_prefix = bytes(((abs_id << 4) | 2,)) if abs_id else b""
-        level_id = extensions.get(AUDIO_LEVEL_URI)
-        self._level_prefix = bytes(((level_id << 4) | 0,)) if level_id else b""
-        self._layout = (self._level_prefix, self._abs_prefix, self._mid_element)
-        self._layout_id = _layout_id(self._layout)
+        self.layout_id = layout_id(self.layout)
         self._source_pt = -1
         self.negotiated = True
         self.set_source(self.wanted_source)
@@ -567,7 +477,7 @@ class ViewerSlot:
         if self.source is not None:
             self.source.remove_slot(self)
         self.source = source
-        self._waiting_for_start = True
+        self.munger.switch_source()
         self._source_pt = -1
         if source is not None:
             source.add_slot(self)
@@ -591,37 +501,59 @@ class ViewerSlot:
             counters = self.source.native_counters(self)
             if counters is not None:
                 return counters
-        return self._packets_sent, self._octets_sent, self._last_seq or 0, self._last_ts
+        munger = self.munger
+        return self._packets_sent, self._octets_sent, munger.last_seq or 0, munger.last_ts
+
+    # -- the C fan-out ------------------------------------------------------------------------
+
+    def native_parameters(self) -> NativeParameters | None:
+        """What the C fan-out needs to go on sending to this slot exactly as `forward` would;
+        None when it cannot (no payload type or keyframe yet, or a transport C cannot write)."""
+        if self.payload_type < 0 or self.munger.waiting_for_start:
+            return None
+        target = self._output.native_target()
+        if target is None:
+            return None
+        return NativeParameters(
+            target=target,
+            sender=self.sender,
+            ssrc=self.ssrc,
+            payload_type=self.payload_type,
+            seq_offset=self.munger.seq_offset,
+            ts_offset=self.munger.ts_offset,
+            layout=self.layout,
+            layout_id=self.layout_id,
+            counters=self.counters(),
+        )
 
     def left_native(self, counters: tuple[int, int, int, int], last_arrival: float) -> None:
         """Back on the Python path, continuing from what C sent."""
         self.native = False
         self._native_generation = -1
-        packets, self._octets_sent, last_seq, self._last_ts = counters
+        packets, self._octets_sent, last_seq, last_ts = counters
         if packets:
             self._packets_sent = packets
-            self._last_seq = last_seq
-            self._last_sent = last_arrival
+        self.munger.resume(last_seq, last_ts, last_arrival, sent_any=bool(packets))
 
     def _try_native(self) -> None:
         self._native_generation = self._output.generation
         source = self.source
         if source is None:
             return
-        target = self._output.native_target()
-        if target is not None:
-            source.join_native(self, target)
+        parameters = self.native_parameters()
+        if parameters is not None:
+            source.join_native(self, parameters)
 
     def source_closed(self, source: PublishedTrack) -> None:
         if self.source is source:
             self.source = None
-            self._waiting_for_start = True
+            self.munger.switch_source()
         if self.wanted_source is source:
             self.wanted_source = None
 
     def connected(self) -> None:
         """The viewer's transport is up: a video slot needs a keyframe to start."""
-        if self.source is not None and self._waiting_for_start:
+        if self.source is not None and self.munger.waiting_for_start:
             self.source.request_keyframe()
 
     # -- the per-packet path -----------------------------------------------------------------
@@ -630,23 +562,24 @@ class ViewerSlot:
         """Rewrite `packet` for this viewer and send it (or append the send to `batch`)."""
         if packet.payload_type != self._source_pt:
             self._select_payload_type(packet.payload_type)
-        if self._out_pt < 0:
+        if self.payload_type < 0:
             return
-        if self._waiting_for_start:
+        munger = self.munger
+        if munger.waiting_for_start:
             if not packet.keyframe_start or not hooks.sendable(self.sender):
                 return
-            self._rebase(packet)
+            munger.start(packet.sequence_number, packet.timestamp, time.monotonic())
         # The hot path, once per viewer and packet: this slot's 12-byte header in front of the
         # packet's template for this slot's extension layout (built by the first slot needing it).
-        templates = packet.templates
-        template = templates.get(self._layout_id)
-        if template is None:
-            template = templates[self._layout_id] = build_template(packet, self._layout)
-        sequence_number = (packet.sequence_number + self._seq_offset) & 0xFFFF
-        timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        # munger.munge() inlined: a call less per viewer and packet.
+        template = packet.templates.get(self.layout_id) or packet.template(
+            self.layout_id, self.layout
+        )
+        sequence_number = (packet.sequence_number + munger.seq_offset) & 0xFFFF
+        timestamp = (packet.timestamp + munger.ts_offset) & 0xFFFFFFFF
         data = (
             _pack_header(
-                template[0], template[1] | self._out_pt, sequence_number, timestamp, self.ssrc
+                template[0], template[1] | self.payload_type, sequence_number, timestamp, self.ssrc
             )
             + template[2]
         )
@@ -657,9 +590,7 @@ class ViewerSlot:
             return
         packets_sent = self._packets_sent = self._packets_sent + 1
         self._octets_sent += packet.size
-        self._last_seq = sequence_number
-        self._last_ts = timestamp
-        self._last_sent = packet.arrival
+        munger.sent(sequence_number, timestamp, packet.arrival)
         # For Sender Reports (an NTP/RTP timestamp pair from one packet, and the counters): on the
         # first packet and every 32nd; a report a second is all aiortc sends.
         if packets_sent & 31 == 1:
@@ -672,16 +603,11 @@ class ViewerSlot:
 
     def _send(self, packet: ForwardedPacket) -> None:
         """Send `packet` again, as it was (a retransmission: no counters change)."""
-        template = packet.templates.get(self._layout_id)
-        if template is None:
-            template = packet.templates[self._layout_id] = build_template(packet, self._layout)
+        template = packet.template(self.layout_id, self.layout)
+        sequence_number, timestamp = self.munger.munge(packet.sequence_number, packet.timestamp)
         self._output.send(
             _pack_header(
-                template[0],
-                template[1] | self._out_pt,
-                (packet.sequence_number + self._seq_offset) & 0xFFFF,
-                (packet.timestamp + self._ts_offset) & 0xFFFFFFFF,
-                self.ssrc,
+                template[0], template[1] | self.payload_type, sequence_number, timestamp, self.ssrc
             )
             + template[2]
         )
@@ -689,22 +615,9 @@ class ViewerSlot:
     def _select_payload_type(self, source_pt: int) -> None:
         self._source_pt = source_pt
         codec = self.source.codec(source_pt) if self.source is not None else None
-        self._out_pt = (
+        self.payload_type = (
             -1 if codec is None else hooks.compatible_payload_type(self.transceiver, codec)
         )
-
-    def _rebase(self, packet: ForwardedPacket) -> None:
-        """Map this source onto the slot's sequence/timestamp space, continuing where it left off."""
-        if self._last_seq is None:
-            first_seq = random.randrange(0, 32768)
-            first_ts = random.randrange(0, 1 << 32)
-        else:
-            first_seq = (self._last_seq + 1) & 0xFFFF
-            elapsed = max(1, int((time.monotonic() - self._last_sent) * self.clock_rate))
-            first_ts = (self._last_ts + elapsed) & 0xFFFFFFFF
-        self._seq_offset = (first_seq - packet.sequence_number) & 0xFFFF
-        self._ts_offset = (first_ts - packet.timestamp) & 0xFFFFFFFF
-        self._waiting_for_start = False
 
     # -- feedback from the viewer ------------------------------------------------------------
 
@@ -714,9 +627,9 @@ class ViewerSlot:
 
     def _on_nack(self, sequence_number: int) -> None:
         source = self.source
-        if source is None or self._waiting_for_start:
+        if source is None or self.munger.waiting_for_start:
             return
-        packet = source.history((sequence_number - self._seq_offset) & 0xFFFF)
+        packet = source.history(self.munger.source_sequence_number(sequence_number))
         if packet is not None and packet.payload_type == self._source_pt:
             self._send(packet)
 

@@ -10,15 +10,16 @@ never used at all: the server learns the client's address from the checks it ans
 
 aioice 0.13 has no lite mode. `serve_ice_lite(pc)` makes every ICE connection of one server
 `RTCPeerConnection` an `IceLiteConnection` as aiortc creates it, and aiortc's SDP say so; client
-peer connections in the same process (tests, the benchmark) keep full ICE. `aiortc_hooks.
-check_internals()` verifies the aioice and aiortc internals this relies on.
+peer connections in the same process (tests, the benchmark) keep full ICE. The aioice attributes
+`IceLiteConnection` relies on are listed in `aiortc_hooks.ICE_LITE_CONNECTION_ATTRIBUTES`, and
+`aiortc_hooks.check_internals()` checks them, and checks ICE-lite by behaviour: its own server
+peer connection is lite and must connect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import aioice.ice
 from aioice import stun
@@ -27,6 +28,8 @@ from aioice.utils import random_string
 from aiortc import RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceParameters
+
+from . import aiortc_hooks as hooks
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +190,11 @@ class IceLiteGatherer(RTCIceGatherer):
 
 def serve_ice_lite(pc: RTCPeerConnection) -> None:
     """Make every ICE transport `pc` creates from now on lite (call right after creating it)."""
-    create: Any = pc._RTCPeerConnection__createDtlsTransport  # type: ignore[attr-defined]
 
-    def create_lite() -> RTCDtlsTransport:
-        dtls: RTCDtlsTransport = create()
+    def make_lite(dtls: RTCDtlsTransport) -> RTCDtlsTransport:
         ice = dtls.transport
         ice.iceGatherer.__class__ = IceLiteGatherer
-        IceLiteConnection.adopt(ice._connection)
+        IceLiteConnection.adopt(hooks.ice_connection(ice))
         return dtls
 
-    pc._RTCPeerConnection__createDtlsTransport = create_lite  # type: ignore[attr-defined]
+    hooks.replace_dtls_transport_factory(pc, make_lite)

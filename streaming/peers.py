@@ -123,7 +123,7 @@ class PublishingPeer(Peer):
         return {
             label: track
             for label, track in self.tracks.items()
-            if _reverse(track.transceiver._offerDirection) in SENDING
+            if _reverse(hooks.offered_direction(track.transceiver)) in SENDING
         }
 
     async def close(self) -> None:

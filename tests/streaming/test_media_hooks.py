@@ -14,11 +14,24 @@ from streaming.forwarder import ForwardedPacket, ViewerSlot
 from streaming.payloads import h264_keyframe_start, vp8_frame_size, vp8_keyframe_start
 
 
-def test_aiortc_still_has_every_internal_the_forwarder_hooks() -> None:
+@pytest.fixture
+def unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget that this process's aiortc passed the behavioural check, so it runs again."""
+    monkeypatch.setattr(aiortc_hooks, "_behaviour_checked", False)
+
+
+def test_the_hooks_pass_real_packets_between_two_peers(unchecked: None) -> None:
+    """The start-up check: a client and a hooked ICE-lite server connect; the server's receiver
+    hands packets to the hook, RtpOutput sends them back, the client decodes them and NACKs the
+    one left out, a PLI reaches the publisher's hooked sender, Sender Report figures are what
+    aiortc reports, and the C fan-out sends with the names Python gives it."""
     aiortc_hooks.check_internals()
+    assert aiortc_hooks._behaviour_checked
 
 
-def test_a_changed_aiortc_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_changed_aiortc_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, unchecked: None
+) -> None:
     async def handle_rtp_packet(self: Any, packet: Any, arrival_time_ms: int) -> None:
         """An imagined future aiortc that decodes without a jitter buffer."""
 
@@ -29,12 +42,37 @@ def test_a_changed_aiortc_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RTCRtpSender, "_handle_rtcp_packet", no_keyframes)
     with pytest.raises(aiortc_hooks.AiortcInternalsChanged) as changed:
         aiortc_hooks.check_internals()
-    assert "__jitter_buffer" in str(changed.value) and "_send_keyframe" in str(changed.value)
+    assert "hook_receiver" in str(changed.value)
+    # The source-text diagnostics say why, in the log.
+    logged = caplog.text
+    assert "__jitter_buffer" in logged and "_send_keyframe" in logged
 
     async def send(connection_id: str, message: dict[str, Any]) -> None: ...
 
     with pytest.raises(aiortc_hooks.AiortcInternalsChanged):
         MediaServer(ice_servers=[], recordings_dir=pathlib.Path("unused"), send=send)
+
+
+def test_a_name_the_c_fan_out_is_given_is_checked_by_what_it_does(
+    monkeypatch: pytest.MonkeyPatch, unchecked: None
+) -> None:
+    """streaming/_fanout.c spells no aiortc attribute: it writes the Sender Report figures under
+    the names Python passes, and the check finds out when one of them is not aiortc's."""
+    names = list(aiortc_hooks.SENDER_ATTRIBUTES)
+    names[4] = "_RTCRtpSender__packets"  # as if aiortc had renamed its packet count
+    monkeypatch.setattr(aiortc_hooks, "SENDER_ATTRIBUTES", tuple(names))
+    with pytest.raises(aiortc_hooks.AiortcInternalsChanged) as changed:
+        aiortc_hooks.check_internals()
+    assert "Sender Report figures" in str(changed.value)
+
+
+def test_an_ice_lite_dependency_that_is_gone_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What streaming/ice_lite.py relies on in aioice is listed and looked up on a real
+    Connection."""
+    monkeypatch.setattr(
+        aiortc_hooks, "ICE_LITE_CONNECTION_ATTRIBUTES", ("_nominated", "_check_list_gone")
+    )
+    assert aiortc_hooks.missing_attributes() == ["aioice.Connection._check_list_gone"]
 
 
 VP8_KEY = bytes([0x90, 0x80, 0x81, 0x23, 0x50, 0x00, 0x00, 0x9D, 0x01, 0x2A])
