@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -103,6 +104,7 @@ async def make_world(database_url: str, attendees: int) -> dict[str, object]:
         "attendees": [tokens[p.id] for p in people[:-1]],
         "chatter": tokens[people[-1].id],
         "chair": tokens[chair.id],
+        "chair_id": chair.id,
     }
 
 
@@ -330,6 +332,104 @@ class DriverSocket:
         return await asyncio.wait_for(future, 10)
 
 
+async def signalling_storm(url: str, origin: str, world: dict[str, Any], viewers: int) -> str:
+    """The chair goes live with a camera and a microphone (aiortc); one attendee chats (each
+    message's round trip: sent until its `message.posted` comes back) while `viewers` other
+    attendees of the same room ask to watch the stage at the same moment; before the storm, the
+    same chat alone. The headline line of this phase."""
+    import websockets
+    from aiortc import RTCPeerConnection
+
+    sys.path.insert(0, str(ROOT / "tests" / "streaming"))
+    from media_clients import SyntheticCamera, Tone, apply_answer, publisher_offer, wait_connected
+
+    async def joined(token: str) -> websockets.ClientConnection:
+        ws = await websockets.connect(url, origin=origin, compression=None, max_queue=None)
+        await ws.send(json.dumps({"id": "join", "type": "room.join", "token": token}))
+        while json.loads(await ws.recv()).get("id") != "join":
+            pass
+        return ws
+
+    async def request(ws: websockets.ClientConnection, type_: str, **fields: Any) -> Any:
+        await ws.send(json.dumps({"id": type_, "type": type_, **fields}))
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("id") == type_:
+                assert frame["type"] == "ok", frame
+                return frame["result"]
+
+    chair = await joined(world["chair"])
+    publisher = RTCPeerConnection()
+    offer = await publisher_offer(publisher, [SyntheticCamera(), Tone()])
+    await apply_answer(publisher, (await request(chair, "media.publish", sdp=offer))["sdp"])
+    await wait_connected(publisher)
+    await request(chair, "stage.go_live", person_id=world["chair_id"])
+    tokens = world["attendees"]
+    chatter = await joined(tokens[0])
+    watchers = [await joined(token) for token in tokens[1 : viewers + 1]]
+    posted: dict[str, asyncio.Future[float]] = {}
+
+    async def read_chat() -> None:
+        async for text in chatter:
+            frame = json.loads(text)
+            if frame.get("type") == "message.posted":
+                waiter = posted.pop(frame["message"]["text"], None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(time.perf_counter())
+
+    reader = asyncio.create_task(read_chat())
+
+    async def chat_round_trips(until: asyncio.Event | None, count: int) -> list[float]:
+        trips = []
+        for n in range(count):
+            if until is not None and until.is_set() and n >= 10:
+                break
+            text = f"storm {secrets.token_hex(4)}"
+            posted[text] = asyncio.get_running_loop().create_future()
+            started = time.perf_counter()
+            await chatter.send(json.dumps({"id": n, "type": "chat.send", "text": text}))
+            trips.append(await asyncio.wait_for(posted[text], 30) - started)
+            await asyncio.sleep(0.02)
+        return trips
+
+    quiet = await chat_round_trips(None, 50)
+    done = asyncio.Event()
+
+    async def watch(ws: websockets.ClientConnection) -> float:
+        started = time.perf_counter()
+        await ws.send(json.dumps({"id": "watch", "type": "media.watch"}))
+        while json.loads(await ws.recv()).get("id") != "watch":
+            pass
+        return time.perf_counter() - started
+
+    async def storm() -> list[float]:
+        try:
+            return await asyncio.gather(*(watch(ws) for ws in watchers))
+        finally:
+            done.set()
+
+    during, watch_times = await asyncio.gather(chat_round_trips(done, 10_000), storm())
+    reader.cancel()
+    for ws in [chatter, *watchers, chair]:
+        await ws.close()
+    await publisher.close()
+    ms = 1000
+    print(
+        f"[signalling storm] chat round trip alone: p50 {percentile(quiet, 50) * ms:.1f} ms, "
+        f"p99 {percentile(quiet, 99) * ms:.1f} ms; while {viewers} viewers call media.watch at "
+        f"once ({len(during)} messages): p50 {percentile(during, 50) * ms:.1f} ms, "
+        f"p99 {percentile(during, 99) * ms:.1f} ms, max {max(during) * ms:.1f} ms; "
+        f"media.watch answered in p50 {percentile(watch_times, 50) * ms:.0f} ms, "
+        f"max {max(watch_times) * ms:.0f} ms",
+        flush=True,
+    )
+    return (
+        f"viewers={viewers} chat_p99_ms={percentile(during, 99) * ms:.0f} "
+        f"chat_alone_p99_ms={percentile(quiet, 99) * ms:.0f} "
+        f"watch_max_ms={max(watch_times) * ms:.0f}"
+    )
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -345,6 +445,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
     parser.add_argument("--stalled", type=float, default=0.05, help="share of sockets not reading")
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--signalling-storm",
+        type=int,
+        default=0,
+        metavar="VIEWERS",
+        help="instead of the phases above: chat round trips while VIEWERS attendees of the same "
+        "room call media.watch at once (needs --sockets above VIEWERS)",
+    )
     args = parser.parse_args()
     raise_fd_limit()
 
@@ -398,6 +506,10 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.2)
+        if args.signalling_storm:
+            assert len(world["attendees"]) > args.signalling_storm  # type: ignore[arg-type]
+            print(asyncio.run(signalling_storm(url, origin, world, args.signalling_storm)))
+            return
 
         context = mp.get_context("spawn")
         results = context.Queue()

@@ -51,6 +51,7 @@ from chat.rooms import Rooms
 log = logging.getLogger("dais.chat")
 
 CLOSE_GRACE_SECONDS = 5.0
+SIGNALS_AT_ONCE = 2
 
 
 def live_handlers() -> LiveRouter:
@@ -91,6 +92,8 @@ class Gateway:
         self.join_hooks = handlers.join_hooks
         self.limits = RateLimits(settings.live_rate_limits)
         self.throttles = throttles
+        # How many signals (media.publish, watch, answer) this process works on at once.
+        self.signalling = asyncio.Semaphore(SIGNALS_AT_ONCE)
         self.attendance = Sampler(rooms, sessionmaker)
         # The application's state, for handlers that need other long-lived objects (media).
         self.state = state

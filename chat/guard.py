@@ -89,6 +89,10 @@ class Context:
         return self.conn.person_id
 
     @property
+    def session_id(self) -> str:
+        return self.conn.session_id
+
+    @property
     def staff(self) -> bool:
         return self.conn.staff
 
@@ -139,8 +143,27 @@ class Context:
         )
 
 
+@dataclass
+class SignalContext:
+    """What a signal handler works with: the joined socket, and what to broadcast once it has
+    answered. No database session and no room lock: signals carry no sequence number, so they
+    need not wait behind the room's ordered events, nor those behind them."""
+
+    gateway: Gateway
+    conn: Connection
+    published: list[Envelope] = field(default_factory=list)
+
+    @property
+    def person_id(self) -> str:
+        return self.conn.person_id
+
+    @property
+    def session_id(self) -> str:
+        return self.conn.session_id
+
+
 Result = BaseModel | dict[str, Any] | None
-HandlerFn = Callable[[Context, Any], Awaitable[Result]]
+HandlerFn = Callable[[Any, Any], Awaitable[Result]]
 
 
 @dataclass(frozen=True)
@@ -150,6 +173,8 @@ class Handler:
     fn: HandlerFn
     permission: frozenset[Role]
     rate: str | None
+    # A signal (WebRTC signalling) runs beside the room's ordered actions: see `SignalContext`.
+    signal: bool = False
 
     @property
     def audited(self) -> bool:
@@ -184,6 +209,19 @@ class LiveRouter:
             if type_ in self.handlers:
                 raise ValueError(f"two handlers for {type_}")
             self.handlers[type_] = Handler(type_, model, fn, permission, rate)
+            return fn
+
+        return register
+
+    def signal(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
+        """Register a signal: anyone in the room may send it (the handler refuses what it must),
+        rate-limited, answered without the room's lock or a database transaction."""
+        type_ = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+
+        def register(fn: HandlerFn) -> HandlerFn:
+            if type_ in self.handlers:
+                raise ValueError(f"two handlers for {type_}")
+            self.handlers[type_] = Handler(type_, model, fn, Permission.attend, rate, signal=True)
             return fn
 
         return register
@@ -237,6 +275,9 @@ async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
             # Counted before the room's lock and the database: a flood of refused actions
             # past its limit costs neither, and never delays what others do in the room.
             _refused(gateway, conn)
+        if handler.signal:
+            await _signal(gateway, conn, handler, action)
+            return
         room = gateway.rooms.room(conn.session_id)
         async with room.lock:
             if conn.closing is not None:
@@ -255,6 +296,24 @@ async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
     except Exception:
         log.exception("live action failed")
         conn.reply(error_frame(DomainError("server.error", "Something went wrong."), request_id))
+
+
+async def _signal(gateway: Gateway, conn: Connection, handler: Handler, action: Action) -> None:
+    """A signal: rate-limited, run, answered, then its broadcasts (stage changes) published."""
+    if conn.closing is not None:
+        return
+    if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
+        raise RateLimited("rate_limited", "Slow down a little.")
+    ctx = SignalContext(gateway, conn)
+    # Signalling is mostly CPU on this loop (SDP, ICE set-up, DTLS keys): a few at a time, so a
+    # burst of them (a keynote starting, everyone pressing play) leaves room events the loop.
+    async with gateway.signalling:
+        result = await handler.fn(ctx, action)
+    if conn.closing is not None:
+        return  # closed by the server meanwhile (revoked, removed): its close code says why
+    conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
+    for envelope in ctx.published:
+        await gateway.bus.publish(envelope)
 
 
 def _refused(gateway: Gateway, conn: Connection) -> None:

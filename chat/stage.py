@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from chat.bus import Envelope
 from chat.connection import PRESENTER_ROLES, Connection
-from chat.guard import ALL, PRESENTERS, Context, LiveRouter, Permission
+from chat.guard import ALL, PRESENTERS, Context, LiveRouter, Permission, SignalContext
 from chat.protocol import (
     GreenRoomChanged,
     JoinResult,
@@ -63,13 +63,13 @@ def stage_envelopes(described: Stage, session_id: str, *, ended: bool = False) -
     ]
 
 
-def _announce(ctx: Context, described: Stage, *, ended: bool = False) -> None:
-    ctx.published += stage_envelopes(described, ctx.session.id, ended=ended)
+def _announce(ctx: Context | SignalContext, described: Stage, *, ended: bool = False) -> None:
+    ctx.published += stage_envelopes(described, ctx.session_id, ended=ended)
 
 
-async def _call(ctx: Context, op: str, **args: Any) -> tuple[Any, Stage]:
+async def _call(ctx: Context | SignalContext, op: str, **args: Any) -> tuple[Any, Stage]:
     """A media call for this socket's session, run by the process hosting its stage."""
-    return await _stages(ctx.gateway).call(ctx.session.id, op, **args)
+    return await _stages(ctx.gateway).call(ctx.session_id, op, **args)
 
 
 @live.on_join
@@ -100,8 +100,8 @@ def _close_media(gateway: Gateway, stages: StageHosts) -> Any:
     return closed
 
 
-@live.action(MediaPublish, rate="signal")
-async def publish(ctx: Context, action: MediaPublish) -> dict[str, Any]:
+@live.signal(MediaPublish, rate="signal")
+async def publish(ctx: SignalContext, action: MediaPublish) -> dict[str, Any]:
     """A presenter's offer. Anyone else is refused here, before the stage's host is called: no
     peer connection is made for them, so no candidate of theirs is ever used (SECURITY 22)."""
     if ctx.conn.role not in PUBLISHERS:
@@ -109,7 +109,7 @@ async def publish(ctx: Context, action: MediaPublish) -> dict[str, Any]:
     answer, described = await _call(
         ctx,
         "publish",
-        session_id=ctx.session.id,
+        session_id=ctx.session_id,
         person_id=ctx.person_id,
         connection_id=ctx.conn.id,
         may_publish=True,
@@ -119,12 +119,12 @@ async def publish(ctx: Context, action: MediaPublish) -> dict[str, Any]:
     return {**answer, "may_publish": True}
 
 
-@live.action(MediaWatch, rate="signal")
-async def watch(ctx: Context, action: MediaWatch) -> dict[str, Any]:
+@live.signal(MediaWatch, rate="signal")
+async def watch(ctx: SignalContext, action: MediaWatch) -> dict[str, Any]:
     offer, _ = await _call(
         ctx,
         "watch",
-        session_id=ctx.session.id,
+        session_id=ctx.session_id,
         person_id=ctx.person_id,
         connection_id=ctx.conn.id,
         sees_green_room=ctx.conn.role in PRESENTER_ROLES,
@@ -132,8 +132,8 @@ async def watch(ctx: Context, action: MediaWatch) -> dict[str, Any]:
     return offer  # type: ignore[no-any-return]
 
 
-@live.action(MediaAnswer, rate="signal")
-async def answer(ctx: Context, action: MediaAnswer) -> None:
+@live.signal(MediaAnswer, rate="signal")
+async def answer(ctx: SignalContext, action: MediaAnswer) -> None:
     await _call(ctx, "answer", connection_id=ctx.conn.id, peer_id=action.peer_id, sdp=action.sdp)
 
 

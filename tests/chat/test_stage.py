@@ -7,9 +7,10 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from aiortc import RTCPeerConnection
 
-from tests.chat.conftest import Live, Server, World
+from tests.chat.conftest import Live, Server, ServerFactory, World
 from tests.streaming.media_clients import (
     SyntheticCamera,
     Tone,
@@ -242,3 +243,41 @@ async def test_removing_a_person_closes_their_socket_and_peer_connection_within_
     finally:
         await speaker.close()
         await chair.close()
+
+
+@pytest.mark.redis
+async def test_chat_does_not_wait_behind_signalling_to_a_stage_host_that_does_not_answer(
+    start_server: ServerFactory, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signals take no room lock: while an attendee's `media.watch` waits on the session's stage
+    host (another process that listens but never answers), the room's chat goes on at once; the
+    watch ends with `media.unavailable` when the call times out."""
+    from redis.asyncio import Redis
+
+    from chat import stage_hosts
+    from chat.stage_hosts import HOST_KEY, NODE_CHANNEL
+    from tests.conftest import REDIS_URL
+
+    monkeypatch.setattr(stage_hosts, "CALL_TIMEOUT", 3.0)
+    server = await start_server(bus_url=REDIS_URL)
+    watcher = await Live.join(server, world.session_id, world.attendees[0])
+    chatter = await Live.join(server, world.session_id, world.attendees[1])
+    redis = Redis.from_url(REDIS_URL)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(NODE_CHANNEL.format("a-stuck-process"))
+    try:
+        await redis.set(HOST_KEY.format(world.session_id), "a-stuck-process", px=30_000)
+        watch_id = await watcher.send("media.watch")
+        await asyncio.sleep(0.2)  # the watch is waiting on the stuck host now
+        started = time.perf_counter()
+        await chatter.ok("chat.send", text="Is the stage up yet?")
+        assert time.perf_counter() - started < 1.0
+        while True:
+            frame = await watcher.recv(timeout=5)
+            if frame.get("id") == watch_id:
+                break
+        assert frame["type"] == "error" and frame["code"] == "media.unavailable"
+    finally:
+        await redis.delete(HOST_KEY.format(world.session_id))
+        await pubsub.aclose()
+        await redis.aclose()
