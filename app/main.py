@@ -25,8 +25,9 @@ from app.recordings.service import recording_store
 from app.settings import Settings
 from app.throttle import open_throttles
 from chat.gateway import open_gateway
+from chat.redis_link import open_link
 from chat.router import router as live_router
-from chat.stage import media_sender, offer_deliverer
+from chat.stage import media_offers, offer_deliverer
 from chat.stage_hosts import open_stage_hosts
 from streaming.server import MediaServer
 
@@ -86,20 +87,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings.bus_url, limits=settings.throttles, secret=settings.signing_key
                 )
             )
+            # The one link to the other processes (Redis, or none on `memory://`), shared by the
+            # event bus and stage hosting; closed last.
+            app.state.link = await stack.enter_async_context(open_link(settings.bus_url))
             # Built before the gateway, closed after it: every peer connection ends with it.
             app.state.media = MediaServer(
                 ice_servers=settings.ice_servers,
                 recordings_dir=settings.recordings_dir,
                 max_peers_per_person=settings.media_max_peers_per_person,
                 reconnect_grace=settings.media_reconnect_grace_seconds,
-                send=media_sender(lambda: app.state.stages),
+                on_offer=media_offers(lambda: app.state.stages),
                 on_recording=recording_store(app.state.sessionmaker),
             )
             stack.push_async_callback(app.state.media.close)
             # Which process hosts each session's stage (this one, or another over Redis).
             app.state.stages = await stack.enter_async_context(
                 open_stage_hosts(
-                    settings.bus_url, app.state.media, offer_deliverer(lambda: app.state.live)
+                    app.state.link, app.state.media, offer_deliverer(lambda: app.state.live)
                 )
             )
             app.state.live = await stack.enter_async_context(
@@ -107,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     settings=settings,
                     sessionmaker=app.state.sessionmaker,
                     throttles=app.state.throttles,
+                    link=app.state.link,
                     state=app.state,
                 )
             )

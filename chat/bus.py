@@ -1,20 +1,19 @@
 """The fan-out bus: carries each room envelope to every server process, chosen by URL.
 
-`memory://` delivers in this process; `redis://host:port/db` publishes on one Redis pub/sub
-channel that every process subscribes to (redis is imported only then). Each process hands
-what arrives to its `Rooms`, which pushes the already-serialized frame to its sockets.
+Envelopes travel on the process's link (`chat.redis_link`): with `memory://` they are delivered in
+this process; with `redis://host:port/db` they are published on one Redis pub/sub channel that
+every process subscribes to. Each process hands what arrives to its `Rooms`, which pushes the
+already-serialized frame to its sockets.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-log = logging.getLogger("dais.chat.bus")
+from chat.redis_link import Link
 
 CHANNEL = "dais:live"
 _SEP = "\x1f"
@@ -47,62 +46,26 @@ class Bus(Protocol):
     async def publish(self, envelope: Envelope) -> None: ...
 
 
-class MemoryBus:
-    def __init__(self, deliver: Deliver) -> None:
-        self._deliver = deliver
+class LinkBus:
+    """Envelopes on the process's link: in this process (`memory://`) or to all (`redis://`)."""
+
+    def __init__(self, link: Link) -> None:
+        self._link = link
 
     async def publish(self, envelope: Envelope) -> None:
-        self._deliver(envelope)
-
-
-class RedisBus:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    async def publish(self, envelope: Envelope) -> None:
-        await self._client.publish(CHANNEL, envelope.encode())
-
-
-async def _listen(pubsub: Any, deliver: Deliver) -> None:
-    while True:
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                try:
-                    deliver(Envelope.decode(message["data"]))
-                except Exception:
-                    log.exception("could not deliver a bus message")
-        except (ConnectionError, OSError):
-            log.warning("Redis bus connection lost; reconnecting")
-            await asyncio.sleep(1.0)
-        except Exception as error:  # redis-py wraps socket errors in its own types
-            if type(error).__module__.startswith("redis"):
-                log.warning("Redis bus error (%s); reconnecting", type(error).__name__)
-                await asyncio.sleep(1.0)
-            else:
-                raise
+        await self._link.publish(CHANNEL, envelope.encode())
 
 
 @asynccontextmanager
-async def open_bus(url: str, deliver: Deliver) -> AsyncIterator[Bus]:
-    """The bus for `url`, subscribed before it is returned and closed on exit."""
-    if url.startswith("memory://"):
-        yield MemoryBus(deliver)
-        return
-    if not url.startswith(("redis://", "rediss://")):
-        raise ValueError(f"unsupported bus URL scheme: {url.split(':', 1)[0]}")
-    from redis.asyncio import Redis
+async def open_bus(link: Link, deliver: Deliver) -> AsyncIterator[Bus]:
+    """The bus on `link`, subscribed before it is returned (the link closes with the app)."""
 
-    client = Redis.from_url(url, decode_responses=True)
-    pubsub = client.pubsub()
-    await pubsub.subscribe(CHANNEL)
-    listener = asyncio.create_task(_listen(pubsub, deliver), name="dais-bus-listener")
+    def received(data: str) -> None:
+        deliver(Envelope.decode(data))
+
+    await link.subscribe(CHANNEL, received)
     try:
-        yield RedisBus(client)
+        yield LinkBus(link)
     finally:
-        listener.cancel()
-        with suppress(asyncio.CancelledError):
-            await listener
-        await pubsub.aclose()
-        await client.aclose()
+        with suppress(Exception):
+            await link.unsubscribe(CHANNEL)

@@ -46,6 +46,7 @@ from chat.protocol import (
     You,
     load_frame,
 )
+from chat.redis_link import Link, open_link
 from chat.rooms import Rooms
 
 log = logging.getLogger("dais.chat")
@@ -299,12 +300,16 @@ async def open_gateway(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
     throttles: Throttles,
+    link: Link | None = None,
     state: Any = None,
 ) -> AsyncIterator[Gateway]:
-    """The gateway with its rooms, bus and background tasks; all stopped on exit."""
+    """The gateway with its rooms, bus and background tasks; all stopped on exit. The bus rides
+    on `link`, the process's one link to the others (its own from `settings.bus_url` if none)."""
     async with AsyncExitStack() as stack:
         rooms = Rooms()
-        bus = await stack.enter_async_context(open_bus(settings.bus_url, rooms.deliver))
+        if link is None:
+            link = await stack.enter_async_context(open_link(settings.bus_url))
+        bus = await stack.enter_async_context(open_bus(link, rooms.deliver))
         gateway = Gateway(
             settings=settings,
             sessionmaker=sessionmaker,

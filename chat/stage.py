@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chat.bus import Envelope
 from chat.connection import PRESENTER_ROLES, Connection
@@ -25,13 +25,31 @@ from chat.protocol import (
     StageMute,
     StagePresenter,
     StageTakeOff,
+    StageTrack,
     StageView,
 )
 from streaming.errors import FORBIDDEN, MediaError
+from streaming.port import (
+    Answer,
+    Command,
+    Describe,
+    EndSession,
+    Mute,
+    OfferToViewer,
+    OnOffer,
+    Outcome,
+    PresenterInfo,
+    Publish,
+    SetLive,
+    StageSnapshot,
+    Watch,
+)
 
 if TYPE_CHECKING:
     from chat.gateway import Gateway
-    from chat.stage_hosts import Deliver, Stage, StageHosts
+    from chat.stage_hosts import Deliver, StageHosts
+
+R = TypeVar("R")
 
 live = LiveRouter()
 log = logging.getLogger("dais.chat.stage")
@@ -45,16 +63,32 @@ def _stages(gateway: Gateway) -> StageHosts:
     return stages
 
 
-def stage_views(described: Stage, *, ended: bool = False) -> tuple[StageView, StageView]:
-    """(what attendees see: live presenters only, what presenters see: everyone publishing)."""
-    presenters = [StagePresenter.model_validate(p) for p in described["publishers"]]
-    live_ids = list(described["live"])
+def _presenter(presenter: PresenterInfo) -> StagePresenter:
+    return StagePresenter(
+        person_id=presenter.person_id,
+        live=presenter.live,
+        connected=presenter.connected,
+        muted=presenter.muted_kinds(),
+        tracks=[
+            StageTrack(track_id=t.track_id, kind=t.kind, source=t.source)  # type: ignore[arg-type]
+            for t in presenter.tracks
+        ],
+    )
+
+
+def stage_views(snapshot: StageSnapshot, *, ended: bool = False) -> tuple[StageView, StageView]:
+    """(what attendees see: live presenters only, what presenters see: everyone publishing).
+    The one place the protocol's views are made from the media server's snapshot."""
+    presenters = [_presenter(p) for p in snapshot.presenters]
+    live_ids = list(snapshot.live)
     public = StageView(live=live_ids, presenters=[p for p in presenters if p.live], ended=ended)
     return public, StageView(live=live_ids, presenters=presenters, ended=ended)
 
 
-def stage_envelopes(described: Stage, session_id: str, *, ended: bool = False) -> list[Envelope]:
-    public, full = stage_views(described, ended=ended)
+def stage_envelopes(
+    snapshot: StageSnapshot, session_id: str, *, ended: bool = False
+) -> list[Envelope]:
+    public, full = stage_views(snapshot, ended=ended)
     return [
         Envelope("frame", session_id, ALL, None, StageChanged(stage=public).model_dump_json()),
         Envelope(
@@ -63,13 +97,15 @@ def stage_envelopes(described: Stage, session_id: str, *, ended: bool = False) -
     ]
 
 
-def _announce(ctx: Context | SignalContext, described: Stage, *, ended: bool = False) -> None:
-    ctx.published += stage_envelopes(described, ctx.session_id, ended=ended)
+def _announce(
+    ctx: Context | SignalContext, snapshot: StageSnapshot, *, ended: bool = False
+) -> None:
+    ctx.published += stage_envelopes(snapshot, ctx.session_id, ended=ended)
 
 
-async def _call(ctx: Context | SignalContext, op: str, **args: Any) -> tuple[Any, Stage]:
-    """A media call for this socket's session, run by the process hosting its stage."""
-    return await _stages(ctx.gateway).call(ctx.session_id, op, **args)
+async def _run(ctx: Context | SignalContext, command: Command[R]) -> Outcome[R]:
+    """A media command for this socket's session, run by the process hosting its stage."""
+    return await _stages(ctx.gateway).run(command)
 
 
 @live.on_join
@@ -80,11 +116,11 @@ async def _join_stage(gateway: Gateway, conn: Connection, result: JoinResult) ->
     if stages is None:
         return
     try:
-        _, described = await stages.call(conn.session_id, "describe")
+        snapshot = (await stages.run(Describe(conn.session_id))).stage
     except MediaError as error:  # the stage's host did not answer: join anyway, stage unknown
         log.warning("joining without the stage: %s", error.code)
-        described = {"publishers": [], "live": []}
-    result.stage, full = stage_views(described)
+        snapshot = StageSnapshot(conn.session_id)
+    result.stage, full = stage_views(snapshot)
     if conn.role in PRESENTER_ROLES:
         result.green_room = full
     conn.on_close(_close_media(gateway, stages))
@@ -106,91 +142,88 @@ async def publish(ctx: SignalContext, action: MediaPublish) -> dict[str, Any]:
     peer connection is made for them, so no candidate of theirs is ever used (SECURITY 22)."""
     if ctx.conn.role not in PUBLISHERS:
         raise MediaError(FORBIDDEN, "Only the chair and speakers publish media.")
-    answer, described = await _call(
+    outcome = await _run(
         ctx,
-        "publish",
-        session_id=ctx.session_id,
-        person_id=ctx.person_id,
-        connection_id=ctx.conn.id,
-        may_publish=True,
-        sdp=action.sdp,
+        Publish(
+            ctx.session_id,
+            person_id=ctx.person_id,
+            connection_id=ctx.conn.id,
+            sdp=action.sdp,
+            may_publish=True,
+        ),
     )
-    _announce(ctx, described)
-    return {**answer, "may_publish": True}
+    _announce(ctx, outcome.stage)
+    answered = outcome.result
+    return {"peer_id": answered.peer_id, "sdp": answered.sdp, "may_publish": True}
 
 
 @live.signal(MediaWatch, rate="signal")
 async def watch(ctx: SignalContext, action: MediaWatch) -> dict[str, Any]:
-    offer, _ = await _call(
+    outcome = await _run(
         ctx,
-        "watch",
-        session_id=ctx.session_id,
-        person_id=ctx.person_id,
-        connection_id=ctx.conn.id,
-        sees_green_room=ctx.conn.role in PRESENTER_ROLES,
+        Watch(
+            ctx.session_id,
+            person_id=ctx.person_id,
+            connection_id=ctx.conn.id,
+            sees_green_room=ctx.conn.role in PRESENTER_ROLES,
+        ),
     )
-    return offer  # type: ignore[no-any-return]
+    offer = outcome.result
+    return {"peer_id": offer.peer_id, "sdp": offer.sdp, "tracks": list(offer.tracks)}
 
 
 @live.signal(MediaAnswer, rate="signal")
 async def answer(ctx: SignalContext, action: MediaAnswer) -> None:
-    await _call(ctx, "answer", connection_id=ctx.conn.id, peer_id=action.peer_id, sdp=action.sdp)
+    await _run(
+        ctx,
+        Answer(ctx.session_id, connection_id=ctx.conn.id, peer_id=action.peer_id, sdp=action.sdp),
+    )
 
 
 @live.action(StageGoLive, permission=Permission.chair)
 async def go_live(ctx: Context, action: StageGoLive) -> None:
-    _, described = await _call(
-        ctx, "set_live", session_id=ctx.session.id, person_id=action.person_id, live=True
-    )
-    _announce(ctx, described)
+    outcome = await _run(ctx, SetLive(ctx.session.id, person_id=action.person_id, live=True))
+    _announce(ctx, outcome.stage)
 
 
 @live.action(StageTakeOff, permission=Permission.chair)
 async def take_off(ctx: Context, action: StageTakeOff) -> None:
-    _, described = await _call(
-        ctx, "set_live", session_id=ctx.session.id, person_id=action.person_id, live=False
-    )
-    _announce(ctx, described)
+    outcome = await _run(ctx, SetLive(ctx.session.id, person_id=action.person_id, live=False))
+    _announce(ctx, outcome.stage)
 
 
 @live.action(StageMute, permission=Permission.chair)
 async def mute(ctx: Context, action: StageMute) -> None:
-    _, described = await _call(
+    outcome = await _run(
         ctx,
-        "set_muted",
-        session_id=ctx.session.id,
-        person_id=action.person_id,
-        kind=action.kind,
-        muted=action.muted,
+        Mute(ctx.session.id, person_id=action.person_id, kind=action.kind, muted=action.muted),
     )
     ctx.audit_detail = f"{action.kind} {'muted' if action.muted else 'unmuted'}"
-    _announce(ctx, described)
+    _announce(ctx, outcome.stage)
 
 
 @live.action(SessionEnd, permission=Permission.chair)
 async def end(ctx: Context, action: SessionEnd) -> None:
-    _, described = await _call(ctx, "end_session", session_id=ctx.session.id)
-    _announce(ctx, described, ended=True)
+    outcome = await _run(ctx, EndSession(ctx.session.id))
+    _announce(ctx, outcome.stage, ended=True)
 
 
-def media_sender(stages_of: Callable[[], StageHosts]) -> Any:
-    """The `send` the media server pushes its renegotiation offers through: to the viewer's socket,
-    in this process or the one holding it. `stages_of()` gives the stage hosts, built after the
-    media server."""
+def media_offers(stages_of: Callable[[], StageHosts]) -> OnOffer:
+    """Where the media server pushes its renegotiation offers: to the viewer's socket, in this
+    process or the one holding it. `stages_of()` gives the stage hosts, built after the media
+    server."""
 
-    async def send(connection_id: str, message: dict[str, Any]) -> None:
-        stages_of().send_offer(connection_id, message)
+    async def on_offer(offer: OfferToViewer) -> None:
+        await stages_of().send_offer(offer)
 
-    return send
+    return on_offer
 
 
 def offer_deliverer(gateway_of: Callable[[], Gateway]) -> Deliver:
     """How an offer reaches a socket of this process: as a `media.offered` signal."""
 
-    def deliver(connection_id: str, message: dict[str, Any]) -> bool:
-        offered = MediaOffered(
-            peer_id=message["peer_id"], sdp=message["sdp"], tracks=message.get("tracks", [])
-        )
-        return gateway_of().send(connection_id, offered)
+    def deliver(offer: OfferToViewer) -> bool:
+        offered = MediaOffered(peer_id=offer.peer_id, sdp=offer.sdp, tracks=list(offer.tracks))
+        return gateway_of().send(offer.connection_id, offered)
 
     return deliver

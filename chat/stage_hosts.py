@@ -5,30 +5,59 @@ forwarder between them, its recording. With one process (a `memory://` bus) that
 every call runs here. With several (a `redis://` bus), the first process asked to publish or watch
 in a session claims it in Redis (`dais:stage-host:<session>`, a lease the host renews while the
 stage lasts) and the others relay that session's media calls to it over Redis pub/sub, one channel
-per process. The host sends its renegotiation offers back the same way to the process holding the
+per process. What crosses is typed (`streaming.port`): a command by its class (only the port's
+registered command types are run; there is no calling by method name), the result and the stage
+snapshot as plain data, and a refusal as the same domain error class with its code and field. The
+host sends its renegotiation offers (`OfferToViewer`) back the same way to the process holding the
 viewer's socket. Only signalling crosses processes: WebRTC goes straight between the browser and
 the host's own UDP sockets, whose candidates are the ones in the host's SDP.
 
 A host that is gone (its channel has no subscriber) loses its lease at once and the call is made
 again, so the next process to be asked hosts the stage from then on; the people who were on the old
 host publish or watch again when their pages reconnect.
+
+Redis is reached through the process's one link (`chat.redis_link`), shared with the event bus.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 from app.errors import DomainError
+from chat.redis_link import Link
 from streaming.errors import RELAY_FAILED, UNAVAILABLE, MediaError
+from streaming.port import (
+    CloseConnection,
+    Command,
+    Describe,
+    EndSession,
+    LocalMedia,
+    Mute,
+    OfferToViewer,
+    Outcome,
+    Publish,
+    SetLive,
+    StageSnapshot,
+    Watch,
+    decode_command,
+    decode_error,
+    decode_result,
+    encode_command,
+    encode_error,
+    encode_result,
+)
 from streaming.server import MediaServer
 
 log = logging.getLogger("dais.chat.stage_hosts")
+
+R = TypeVar("R")
 
 HOST_KEY = "dais:stage-host:{}"
 NODE_CHANNEL = "dais:stage-node:{}"
@@ -38,92 +67,75 @@ LEASE_MS = 30_000  # a host that stops renewing (it died) is replaced after this
 RENEW_EVERY = 10.0  # seconds
 CALL_TIMEOUT = 10.0  # seconds for the host to answer a relayed call
 
-# What may be relayed: MediaServer's coroutines, by name.
-CALLS = frozenset(
-    {"publish", "watch", "answer", "set_live", "set_muted", "end_session", "close_connection"}
-)
-# Calls that never make a process host a session (there is nothing to host for them).
-NO_CLAIM = frozenset({"describe", "close_connection"})
+# Commands that never make a process host a session (there is nothing to host for them).
+NO_CLAIM = (Describe, CloseConnection)
 
 # Redis scripts: renew or give up a lease only while it is still this process's.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
-Stage = dict[str, Any]  # MediaServer.stage(): who publishes, who is live, what is muted
-Deliver = Callable[[str, dict[str, Any]], bool]  # (connection id, offer) -> the socket is here
+Deliver = Callable[[OfferToViewer], bool]  # an offer -> whether its socket is in this process
 
 
 class StageHosts:
-    """Runs each session's media calls on the process hosting its stage, here or elsewhere.
+    """The media port as chat uses it: each command runs on the process hosting its session's
+    stage, here or elsewhere, and its `Outcome` carries the stage as the host has it afterwards,
+    so what the gateway announces is always the host's view."""
 
-    `call()` returns the call's result and the stage as the host has it afterwards, so what the
-    gateway announces is always the host's view.
-    """
-
-    def __init__(self, media: MediaServer, deliver: Deliver, redis: Any = None) -> None:
+    def __init__(self, media: MediaServer, deliver: Deliver, link: Link | None = None) -> None:
         self.media = media
+        self.local = LocalMedia(media)
         self.node = uuid.uuid4().hex
         self._deliver = deliver
-        self._redis = redis
+        self._link = link
+        self._redis: Any = link.redis if link is not None else None
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._hosted: set[str] = set()  # sessions whose lease this process holds
         self._remote_sockets: dict[str, str] = {}  # connection id -> its process, for offers
         self._media_sockets: set[str] = set()  # sockets of this process that published or watched
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    # -- calls ---------------------------------------------------------------------------------
+    # -- commands ------------------------------------------------------------------------------
 
-    async def call(self, session_id: str, op: str, /, **args: Any) -> tuple[Any, Stage]:
-        """Run MediaServer's `op(**args)` for `session_id` on its host ("describe": nothing)."""
-        if op not in CALLS and op != "describe":
-            raise ValueError(f"not a stage call: {op}")
-        if op in ("publish", "watch"):
-            self._media_sockets.add(args["connection_id"])
+    async def run(self, command: Command[R]) -> Outcome[R]:
+        """Run `command` on the process hosting its session's stage."""
+        encode_command(command)  # refuses anything that is not one of the port's commands
+        if isinstance(command, Publish | Watch):
+            self._media_sockets.add(command.connection_id)
+        session_id = command.session_id
         for _ in range(2):
-            host = await self._host(session_id, claim=op not in NO_CLAIM)
+            host = await self._host(session_id, claim=not isinstance(command, NO_CLAIM))
             if host is None or host == self.node:
-                return await self._run(session_id, op, args, caller=self.node)
-            reply = await self._relay(host, session_id, op, args)
-            if reply is not None:
-                return reply
+                return await self._run(command, caller=self.node)
+            outcome = await self._relay(host, command)
+            if outcome is not None:
+                return outcome
             # Nobody listens on the host's channel: it is gone. Its lease is released; again.
         raise MediaError(UNAVAILABLE, "no process could host this session's stage; try again")
 
-    async def _run(
-        self, session_id: str, op: str, args: dict[str, Any], *, caller: str
-    ) -> tuple[Any, Stage]:
-        connection_id = args.get("connection_id")
+    async def _run(self, command: Command[R], *, caller: str) -> Outcome[R]:
+        connection_id: str | None = getattr(command, "connection_id", None)
         if connection_id is not None:
-            if caller == self.node or op == "close_connection":
+            if caller == self.node or isinstance(command, CloseConnection):
                 self._remote_sockets.pop(connection_id, None)
             else:
                 self._remote_sockets[connection_id] = caller
-        result: Any = None
-        if op == "close_connection":
-            # Result: whether the stage's publishers changed (the socket held one).
-            before = self.media.stage(session_id)["publishers"]
-            await self.media.close_connection(str(connection_id))
-            result = self.media.stage(session_id)["publishers"] != before
-        elif op != "describe":
-            result = await getattr(self.media, op)(**args)
-        stage = self.media.stage(session_id)
-        if op != "describe":
-            await self._remember(session_id, stage, ended=op == "end_session")
-        return result, stage
+        outcome = await self.local.run(command)
+        if not isinstance(command, Describe):
+            await self._remember(outcome.stage, ended=isinstance(command, EndSession))
+        return outcome
 
     # -- what a new host starts from -----------------------------------------------------------
 
-    async def _remember(self, session_id: str, stage: Stage, *, ended: bool) -> None:
+    async def _remember(self, stage: StageSnapshot, *, ended: bool) -> None:
         """Keep who is live and what is muted in Redis, for a host that takes over."""
         if self._redis is None:
             return
-        key = STATE_KEY.format(session_id)
+        key = STATE_KEY.format(stage.session_id)
         if ended:
             await self._redis.delete(key)
             return
-        state = {
-            p["person_id"]: {"live": p["live"], "muted": p["muted"]} for p in stage["publishers"]
-        }
+        state = {p.person_id: {"live": p.live, "muted": p.muted_kinds()} for p in stage.presenters}
         await self._redis.set(key, json.dumps(state), ex=STATE_TTL)
 
     async def _restore(self, session_id: str) -> None:
@@ -135,37 +147,34 @@ class StageHosts:
             return
         for person_id, state in json.loads(saved).items():
             if state.get("live"):
-                await self.media.set_live(session_id=session_id, person_id=person_id, live=True)
+                await self.local.run(SetLive(session_id, person_id=person_id, live=True))
             for kind, muted in (state.get("muted") or {}).items():
                 if muted:
-                    await self.media.set_muted(
-                        session_id=session_id, person_id=person_id, kind=kind, muted=True
+                    await self.local.run(
+                        Mute(session_id, person_id=person_id, kind=kind, muted=True)
                     )
 
     async def close_connection(
         self, session_id: str, connection_id: str
-    ) -> tuple[bool, Stage] | None:
+    ) -> tuple[bool, StageSnapshot] | None:
         """A socket of this process closed: its peer connections close on the stage's host.
         (Whether the stage's publishers changed, and the stage); None if it held no media."""
         if connection_id not in self._media_sockets:
             return None
         self._media_sockets.discard(connection_id)
-        changed, stage = await self.call(
-            session_id, "close_connection", connection_id=connection_id
-        )
-        return bool(changed), stage
+        outcome = await self.run(CloseConnection(session_id, connection_id=connection_id))
+        return outcome.result.stage_changed, outcome.stage
 
-    def send_offer(self, connection_id: str, message: dict[str, Any]) -> None:
+    async def send_offer(self, offer: OfferToViewer) -> None:
         """The host's renegotiation offer for one viewer: to its socket, here or on its process."""
-        node = self._remote_sockets.get(connection_id)
-        if node is None or self._redis is None:
-            self._deliver(connection_id, message)
+        node = self._remote_sockets.get(offer.connection_id)
+        if node is None or self._link is None or self._redis is None:
+            self._deliver(offer)
             return
-        body = {"kind": "offer", "connection_id": connection_id, "message": message}
-        self._spawn(self._redis.publish(NODE_CHANNEL.format(node), json.dumps(body)))
+        body = {"kind": "offer", "offer": dataclasses.asdict(offer)}
+        self._spawn(self._link.publish(NODE_CHANNEL.format(node), json.dumps(body)))
 
     # -- hosting -------------------------------------------------------------------------------
-
     async def _host(self, session_id: str, *, claim: bool) -> str | None:
         """The process hosting `session_id` (None: nobody, and not claimed)."""
         if self._redis is None:
@@ -201,11 +210,9 @@ class StageHosts:
 
     # -- the relay -----------------------------------------------------------------------------
 
-    async def _relay(
-        self, host: str, session_id: str, op: str, args: dict[str, Any]
-    ) -> tuple[Any, Stage] | None:
-        """Run the call on `host`; None if `host` no longer listens (its lease is released)."""
-        assert self._redis is not None
+    async def _relay(self, host: str, command: Command[R]) -> Outcome[R] | None:
+        """Run the command on `host`; None if `host` no longer listens (its lease is released)."""
+        assert self._link is not None and self._redis is not None
         request_id = uuid.uuid4().hex
         waiting = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiting
@@ -213,13 +220,11 @@ class StageHosts:
             "kind": "call",
             "id": request_id,
             "reply_to": self.node,
-            "session_id": session_id,
-            "op": op,
-            "args": args,
+            "command": encode_command(command),
         }
         try:
-            if not await self._redis.publish(NODE_CHANNEL.format(host), json.dumps(body)):
-                await self._redis.eval(_RELEASE, 1, HOST_KEY.format(session_id), host)
+            if not await self._link.publish(NODE_CHANNEL.format(host), json.dumps(body)):
+                await self._redis.eval(_RELEASE, 1, HOST_KEY.format(command.session_id), host)
                 return None
             try:
                 reply = await asyncio.wait_for(waiting, CALL_TIMEOUT)
@@ -231,8 +236,8 @@ class StageHosts:
             self._waiting.pop(request_id, None)
         error = reply.get("error")
         if error is not None:
-            raise MediaError(error["code"], error["message"])
-        return reply["result"], reply["stage"]
+            raise decode_error(error)
+        return Outcome(decode_result(reply["result"]), StageSnapshot.from_data(reply["stage"]))
 
     def _received(self, data: str) -> None:
         message = json.loads(data)
@@ -244,73 +249,50 @@ class StageHosts:
             if waiting is not None and not waiting.done():
                 waiting.set_result(message)
         elif kind == "offer":
-            self._deliver(message["connection_id"], message["message"])
+            offer = message["offer"]
+            self._deliver(OfferToViewer(**{**offer, "tracks": tuple(offer["tracks"])}))
 
     async def _serve(self, message: dict[str, Any]) -> None:
-        """Run a call relayed from another process and send it the outcome."""
-        assert self._redis is not None
+        """Run a command relayed from another process and send it the outcome."""
+        assert self._link is not None
         reply: dict[str, Any] = {"kind": "reply", "id": message["id"]}
-        op = message["op"]
         try:
-            if op not in CALLS and op != "describe":
-                raise MediaError(RELAY_FAILED, f"not a stage call: {op}")
-            result, stage = await self._run(
-                message["session_id"], op, message["args"], caller=message["reply_to"]
-            )
-            reply.update(result=result, stage=stage)
+            # Only the port's own command types are run; anything else is refused here.
+            command = decode_command(message.get("command") or {})
+            outcome = await self._run(command, caller=message["reply_to"])
+            reply.update(result=encode_result(outcome.result), stage=outcome.stage.to_data())
         except DomainError as error:
-            reply["error"] = {"code": error.code, "message": error.message}
+            reply["error"] = encode_error(error)
         except Exception:
-            log.exception("a relayed stage call failed")
-            reply["error"] = {"code": RELAY_FAILED, "message": "the stage call failed"}
-        await self._redis.publish(NODE_CHANNEL.format(message["reply_to"]), json.dumps(reply))
+            log.exception("a relayed stage command failed")
+            reply["error"] = encode_error(MediaError(RELAY_FAILED, "the stage call failed"))
+        await self._link.publish(NODE_CHANNEL.format(message["reply_to"]), json.dumps(reply))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _listen(self, pubsub: Any) -> None:
-        while True:
-            try:
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        try:
-                            self._received(message["data"])
-                        except Exception:
-                            log.exception("could not handle a stage relay message")
-            except Exception as error:  # the connection to Redis dropped: redis-py reconnects
-                log.warning("stage relay: Redis error (%r); listening again", error)
-                await asyncio.sleep(1.0)
-
 
 @asynccontextmanager
 async def open_stage_hosts(
-    bus_url: str, media: MediaServer, deliver: Deliver
+    link: Link, media: MediaServer, deliver: Deliver
 ) -> AsyncIterator[StageHosts]:
-    """Stage hosting for this process: local only on a `memory://` bus, relayed over Redis on a
-    `redis://` one (its own connection, subscribed before it is returned); leases released on exit."""
-    if not bus_url.startswith(("redis://", "rediss://")):
+    """Stage hosting for this process on its link: local only without Redis (`memory://`),
+    relayed over Redis otherwise (subscribed before it is returned); leases released on exit."""
+    if link.redis is None:
         yield StageHosts(media, deliver)
         return
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(bus_url, decode_responses=True)
-    hosts = StageHosts(media, deliver, client)
-    pubsub = client.pubsub()
-    await pubsub.subscribe(NODE_CHANNEL.format(hosts.node))
-    tasks = [
-        asyncio.create_task(hosts._listen(pubsub), name="dais-stage-relay"),
-        asyncio.create_task(hosts._renew(), name="dais-stage-leases"),
-    ]
+    hosts = StageHosts(media, deliver, link)
+    await link.subscribe(NODE_CHANNEL.format(hosts.node), hosts._received)
+    renewing = asyncio.create_task(hosts._renew(), name="dais-stage-leases")
     try:
         yield hosts
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        renewing.cancel()
+        await asyncio.gather(renewing, return_exceptions=True)
+        with suppress(Exception):
+            await link.unsubscribe(NODE_CHANNEL.format(hosts.node))
         for session_id in hosts._hosted:
             with suppress(Exception):
-                await client.eval(_RELEASE, 1, HOST_KEY.format(session_id), hosts.node)
-        await pubsub.aclose()
-        await client.aclose()
+                await link.redis.eval(_RELEASE, 1, HOST_KEY.format(session_id), hosts.node)

@@ -13,8 +13,8 @@ class MediaError(DomainError):
 
     status = 422
 
-    def __init__(self, code: str, message: str = "") -> None:
-        super().__init__(code, message or code)
+    def __init__(self, code: str, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(code, message or code, field=field)
 
 
 SDP_TOO_LARGE = "media.sdp_too_large"

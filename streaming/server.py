@@ -1,7 +1,10 @@
 """MediaServer: the media side of Dais as the gateway sees it -- signalling in, RTP forwarded out.
 
-One instance lives for the whole process (built and closed in the app's lifespan). The gateway calls
-it with already-authorised requests and gives it `send` to push server-made offers to one socket.
+One instance lives for the whole process (built and closed in the app's lifespan). Chat reaches it
+through the media port (`streaming.port.LocalMedia`) with already-authorised commands and gives it
+`on_offer` to push server-made offers (`OfferToViewer`) to one socket. The keyword methods and the
+older `send` (offers as `{"type": "media.offer", ...}` dicts) stay for tools and tests that drive
+the server directly.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .errors import (
 )
 from .forwarder import NativeViewers
 from .peers import Peer, PublishingPeer, ViewingPeer
+from .port import OfferToViewer, OnOffer, StageSnapshot
 from .recorder import recording_pattern
 from .stage import Stage, now
 
@@ -47,7 +51,8 @@ class MediaServer:
         recordings_dir: pathlib.Path,
         max_peers_per_person: int = 4,
         max_sdp_bytes: int = 65536,
-        send: SendMessage,
+        send: SendMessage | None = None,
+        on_offer: OnOffer | None = None,
         reconnect_grace: float = 30.0,
         on_recording: OnRecording | None = None,
     ) -> None:
@@ -71,7 +76,11 @@ class MediaServer:
         self._recordings_dir = pathlib.Path(recordings_dir)
         self._max_peers = max_peers_per_person
         self._max_sdp_bytes = max_sdp_bytes
-        self._send = send
+        if on_offer is None:
+            if send is None:
+                raise TypeError("MediaServer needs on_offer (or send) for its offers")
+            on_offer = _as_messages(send)
+        self._on_offer = on_offer
         self._grace = reconnect_grace
         self._on_recording = on_recording
         # Storing a finished recording is awaited at shutdown, never cancelled.
@@ -185,17 +194,14 @@ class MediaServer:
         stage.publisher(person_id).muted[kind] = muted
         await self._restage(stage)
 
-    def stage(self, session_id: str) -> dict[str, Any]:
+    def snapshot(self, session_id: str) -> StageSnapshot:
+        """The session's stage as it is now (empty if this server holds nothing of it)."""
         stage = self._stages.get(session_id)
-        if stage is None:
-            return {
-                "session_id": session_id,
-                "publishers": [],
-                "live": [],
-                "viewers": 0,
-                "recording": None,
-            }
-        return stage.describe()
+        return StageSnapshot(session_id) if stage is None else stage.snapshot()
+
+    def stage(self, session_id: str) -> dict[str, Any]:
+        """`snapshot()` as plain data."""
+        return self.snapshot(session_id).to_data()
 
     def hosts(self, session_id: str) -> bool:
         """Whether this server holds anything of the session: its stage or a peer in it."""
@@ -351,13 +357,28 @@ class MediaServer:
             return
         if sdp is None:
             return
-        message = {
-            "type": "media.offer",
-            "peer_id": viewer.id,
-            "sdp": sdp,
-            "tracks": viewer.describe_tracks(),
-        }
+        offer = OfferToViewer(
+            connection_id=viewer.connection_id,
+            peer_id=viewer.id,
+            sdp=sdp,
+            tracks=tuple(viewer.describe_tracks()),
+        )
         try:
-            await self._send(viewer.connection_id, message)
+            await self._on_offer(offer)
         except Exception:
             logger.exception("sending an offer to connection %s failed", viewer.connection_id)
+
+
+def _as_messages(send: SendMessage) -> OnOffer:
+    """Offers as the `{"type": "media.offer", ...}` dicts that `send` takes."""
+
+    async def on_offer(offer: OfferToViewer) -> None:
+        message = {
+            "type": "media.offer",
+            "peer_id": offer.peer_id,
+            "sdp": offer.sdp,
+            "tracks": list(offer.tracks),
+        }
+        await send(offer.connection_id, message)
+
+    return on_offer

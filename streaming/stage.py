@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from .forwarder import PublishedTrack
 from .peers import PublishingPeer, ViewingPeer, WantedTrack, label_kind
+from .port import PresenterInfo, StageSnapshot, TrackInfo
 from .recorder import SessionRecorder
 
 # (session id, file, started, ended): told when a recording file is finished and closed.
@@ -146,30 +147,26 @@ class Stage:
                 if self.on_recorded is not None:
                     self.on_recorded(self.session_id, recorder.path, recorder.started_at, utcnow())
 
-    def describe(self) -> dict[str, object]:
-        return {
-            "session_id": self.session_id,
-            "publishers": [
-                {
-                    "person_id": p.person_id,
-                    "live": p.live,
-                    "connected": p.peer is not None,
-                    "muted": dict(p.muted),
-                    "tracks": [
-                        {
-                            "track_id": p.track_id(label),
-                            "kind": label_kind(label),
-                            "source": label,
-                        }
+    def snapshot(self) -> StageSnapshot:
+        return StageSnapshot(
+            session_id=self.session_id,
+            presenters=tuple(
+                PresenterInfo(
+                    person_id=p.person_id,
+                    live=p.live,
+                    connected=p.peer is not None,
+                    muted=tuple(p.muted.items()),
+                    tracks=tuple(
+                        TrackInfo(track_id=p.track_id(label), kind=label_kind(label), source=label)
                         for label in p.labels
-                    ],
-                }
+                    ),
+                )
                 for p in self.publishers.values()
-            ],
-            "live": [p.person_id for p in self.publishers.values() if p.live],
-            "viewers": len(self.viewers),
-            "recording": self.recorder.path.name if self.recorder is not None else None,
-        }
+            ),
+            live=tuple(p.person_id for p in self.publishers.values() if p.live),
+            viewers=len(self.viewers),
+            recording=self.recorder.path.name if self.recorder is not None else None,
+        )
 
 
 def now() -> float:

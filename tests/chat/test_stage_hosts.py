@@ -15,8 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from chat import stage_hosts
+from chat.redis_link import open_link
 from chat.stage_hosts import HOST_KEY, NODE_CHANNEL, StageHosts, open_stage_hosts
-from streaming import MediaServer
+from streaming import Describe, MediaServer, Mute, SetLive
 from streaming.errors import MediaError
 from tests.conftest import REDIS_URL
 
@@ -32,12 +33,11 @@ async def processes(tmp_path: Path) -> AsyncIterator[list[StageHosts]]:
     async with AsyncExitStack() as stack:
         made = []
         for name in ("a", "b"):
+            link = await stack.enter_async_context(open_link(REDIS_URL))
             media = MediaServer(ice_servers=[], recordings_dir=tmp_path / name, send=_no_send)
             stack.push_async_callback(media.close)
             made.append(
-                await stack.enter_async_context(
-                    open_stage_hosts(REDIS_URL, media, lambda connection_id, message: False)
-                )
+                await stack.enter_async_context(open_stage_hosts(link, media, lambda offer: False))
             )
         yield made
 
@@ -59,26 +59,22 @@ async def test_the_first_process_asked_hosts_the_stage_and_the_other_relays_to_i
     a, b = processes
     session = new_session()
     # Asking for the stage claims nothing: nobody hosts it, the stage is empty.
-    _, stage = await a.call(session, "describe")
-    assert stage["live"] == [] and await redis.get(HOST_KEY.format(session)) is None
+    stage = (await a.run(Describe(session))).stage
+    assert stage.live == () and await redis.get(HOST_KEY.format(session)) is None
 
     # B is asked to change it: B hosts it from now on; A's calls run on B.
-    await b.call(session, "set_live", session_id=session, person_id="ada", live=True)
+    await b.run(SetLive(session, person_id="ada", live=True))
     assert await redis.get(HOST_KEY.format(session)) == b.node
-    _, stage = await a.call(session, "describe")
-    assert stage["live"] == ["ada"]
-    _, stage = await a.call(
-        session, "set_muted", session_id=session, person_id="ada", kind="video", muted=True
-    )
-    assert stage["publishers"][0]["muted"] == {"audio": False, "video": True}
+    stage = (await a.run(Describe(session))).stage
+    assert stage.live == ("ada",)
+    stage = (await a.run(Mute(session, person_id="ada", kind="video", muted=True))).stage
+    assert stage.presenters[0].muted_kinds() == {"audio": False, "video": True}
     assert b.media.stage(session)["publishers"][0]["muted"]["video"] is True
     assert a.media.stage(session)["live"] == []  # A holds nothing of it
 
     # The host's refusals come back as the same domain errors, with their codes.
     with pytest.raises(MediaError) as refused:
-        await a.call(
-            session, "set_muted", session_id=session, person_id="ada", kind="smell", muted=True
-        )
+        await a.run(Mute(session, person_id="ada", kind="smell", muted=True))
     assert refused.value.code == "media.bad_kind"
 
 
@@ -93,10 +89,10 @@ async def test_a_host_that_is_gone_is_replaced_and_one_that_does_not_answer_is_r
         stage_hosts.STATE_KEY.format(gone),
         json.dumps({"ada": {"live": True, "muted": {"audio": True, "video": False}}}),
     )
-    _, stage = await a.call(gone, "describe")
-    assert stage["live"] == []  # asking claims nothing, but the dead lease is gone
+    stage = (await a.run(Describe(gone))).stage
+    assert stage.live == ()  # asking claims nothing, but the dead lease is gone
     assert await redis.get(HOST_KEY.format(gone)) is None
-    await a.call(gone, "set_live", session_id=gone, person_id="bea", live=True)
+    await a.run(SetLive(gone, person_id="bea", live=True))
     assert await redis.get(HOST_KEY.format(gone)) == a.node
     # The new host started from the stage as it was kept: Ada live with her audio muted.
     (ada, bea) = a.media.stage(gone)["publishers"]
@@ -111,7 +107,7 @@ async def test_a_host_that_is_gone_is_replaced_and_one_that_does_not_answer_is_r
     try:
         await redis.set(HOST_KEY.format(stuck), "a-stuck-process", px=30_000)
         with pytest.raises(MediaError) as unavailable:
-            await a.call(stuck, "set_live", session_id=stuck, person_id="ada", live=True)
+            await a.run(SetLive(stuck, person_id="ada", live=True))
         assert unavailable.value.code == "media.unavailable"
     finally:
         await pubsub.aclose()
@@ -120,11 +116,12 @@ async def test_a_host_that_is_gone_is_replaced_and_one_that_does_not_answer_is_r
 async def test_one_process_runs_every_call_itself_without_redis(tmp_path: Path) -> None:
     media = MediaServer(ice_servers=[], recordings_dir=tmp_path, send=_no_send)
     try:
-        async with open_stage_hosts("memory://", media, lambda c, m: False) as hosts:
+        async with (
+            open_link("memory://") as link,
+            open_stage_hosts(link, media, lambda offer: False) as hosts,
+        ):
             session = new_session()
-            _, stage = await hosts.call(
-                session, "set_live", session_id=session, person_id="x", live=True
-            )
-            assert stage["live"] == ["x"] and media.stage(session)["live"] == ["x"]
+            stage = (await hosts.run(SetLive(session, person_id="x", live=True))).stage
+            assert stage.live == ("x",) and media.stage(session)["live"] == ["x"]
     finally:
         await media.close()
