@@ -189,7 +189,7 @@ class MediaServer:
 
     async def set_muted(self, *, session_id: str, person_id: str, kind: str, muted: bool) -> None:
         if kind not in ("audio", "video"):
-            raise MediaError(BAD_KIND, "kind must be 'audio' or 'video'")
+            raise MediaError(BAD_KIND, "kind must be 'audio' or 'video'", field="kind")
         stage = self._stage(session_id)
         stage.publisher(person_id).muted[kind] = muted
         await self._restage(stage)
