@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from app.db import make_engine
-from app.models import Base
+from migrations.models import Base
 
 config = context.config
 target_metadata = Base.metadata

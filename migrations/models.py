@@ -1,4 +1,7 @@
-"""Every table Dais stores, imported in one place for Alembic and the tests."""
+"""Every table Dais stores, gathered in one place for Alembic and the tests.
+
+A composition module outside the layers: `app` owns the conference's tables and `chat` the
+room's, and neither imports the other's to list them (see docs/architecture.md)."""
 
 from app.agenda.models import Session
 from app.auth.models import AccessToken

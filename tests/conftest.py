@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.main import create_app
 from app.migrate import upgrade
-from app.models import Base
 from app.settings import Settings
+from migrations.models import Base
 
 PG_SERVER = os.environ.get("DAIS_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("DAIS_TEST_REDIS", "redis://127.0.0.1:6379/0")

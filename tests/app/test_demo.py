@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.demo import demo_invite_links, load_demo
-from app.models import Base
+from migrations.models import Base
 
 
 async def _counts(db) -> dict[str, int]:

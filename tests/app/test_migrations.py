@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.migrate import downgrade, upgrade
-from app.models import Base
+from migrations.models import Base
 from tests.conftest import PG_SERVER, _pg_admin
 
 
