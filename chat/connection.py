@@ -18,12 +18,13 @@ from starlette.websockets import WebSocket
 
 from app.db import new_id
 from chat import wire
-from chat.protocol import CLOSE_TRY_AGAIN, Role
+from chat.protocol import CLOSE_TRY_AGAIN
+from chat.roles import PRESENTER_ROLES, STAFF_ROLES, Role, audiences_of
 
 log = logging.getLogger("dais.chat")
 
-STAFF_ROLES = frozenset({Role.moderator, Role.chair, Role.organiser})
-PRESENTER_ROLES = frozenset({Role.speaker, *STAFF_ROLES})
+# Spelled in chat/roles.py; importable from here too, as modules of the stage have them.
+__all__ = ["PRESENTER_ROLES", "STAFF_ROLES", "Connection"]
 
 CloseHook = Callable[["Connection"], Awaitable[None]]
 
@@ -77,12 +78,7 @@ class Connection:
 
     def identify(self, *, person_id: str, name: str, role: Role, sign_in: str = "") -> None:
         self.person_id, self.name, self.role, self.sign_in = person_id, name, role, sign_in
-        audiences = {"all", f"person:{person_id}"}
-        if role in STAFF_ROLES:
-            audiences.add("staff")
-        if role in PRESENTER_ROLES:
-            audiences.add("presenters")
-        self.audiences = frozenset(audiences)
+        self.audiences = audiences_of(person_id, role)
         self._held = []
 
     def push(self, frame: str, seq: int | None = None, data: bytes | None = None) -> None:

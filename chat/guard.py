@@ -6,14 +6,15 @@ Domain errors become error frames here and only here (`error_frame`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agenda.models import Session
 from app.errors import (
@@ -26,9 +27,9 @@ from app.errors import (
     Unauthorized,
 )
 from app.event.models import Event as ConferenceEvent
-from chat.bus import Envelope
-from chat.connection import PRESENTER_ROLES, STAFF_ROLES, Connection
-from chat.limits import Refusal
+from chat.bus import Bus, Envelope
+from chat.connection import Connection
+from chat.limits import RateLimits, Refusal
 from chat.models import Room, RoomEvent, Sanction
 from chat.protocol import (
     CLOSE_POLICY,
@@ -39,42 +40,79 @@ from chat.protocol import (
     JoinResult,
     Ok,
     RequestId,
-    Role,
     RoomJoin,
     parse_action,
     request_id_of,
 )
+from chat.roles import (
+    ALL,
+    CHAIR_ROLES,
+    EVERYONE,
+    PRESENTER_ROLES,
+    PRESENTERS,
+    STAFF,
+    STAFF_ROLES,
+    Role,
+    person,
+)
+from chat.rooms import Rooms
 from chat.service import record_audit
-
-if TYPE_CHECKING:
-    from chat.gateway import Gateway
 
 log = logging.getLogger("dais.chat")
 
-ALL = "all"
-STAFF = "staff"
-PRESENTERS = "presenters"
+# The audiences are spelled in chat/roles.py; handlers import them from here with the guard.
+__all__ = ["ALL", "PRESENTERS", "STAFF", "Context", "LiveRouter", "Permission", "person"]
 
 
-def person(person_id: str) -> str:
-    """The audience of one person's sockets."""
-    return f"person:{person_id}"
+class LiveGateway(Protocol):
+    """What the guard and the handlers use of the gateway (`chat.gateway.Gateway` is one): named
+    here so that neither needs the gateway module, which imports them to register the handlers."""
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]: ...
+
+    @property
+    def rooms(self) -> Rooms: ...
+
+    @property
+    def bus(self) -> Bus: ...
+
+    @property
+    def limits(self) -> RateLimits: ...
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+    # Signals run a few at a time (see `_signal`).
+    @property
+    def signalling(self) -> asyncio.Semaphore: ...
+
+    # The application's state: long-lived things built in the lifespan (the stage hosts).
+    @property
+    def state(self) -> Any: ...
+
+    async def join(self, conn: Connection, action: RoomJoin) -> None: ...
+
+
+# A context is typed by the gateway it was made by; handlers name `Context` and see a
+# `LiveGateway`'s worth of it.
+G = TypeVar("G", bound=LiveGateway)
 
 
 class Permission:
     """Who may send an action: a set of room roles. Anything above `attend` is audited."""
 
-    attend = frozenset(Role)
+    attend = EVERYONE
     present = PRESENTER_ROLES
     moderate = STAFF_ROLES
-    chair = frozenset({Role.chair, Role.organiser})
+    chair = CHAIR_ROLES
 
 
 @dataclass
-class Context:
+class Context(Generic[G]):
     """What a handler works with: the socket, a database session, the room as loaded now."""
 
-    gateway: Gateway
+    gateway: G
     conn: Connection
     db: AsyncSession
     room: Room
@@ -144,12 +182,12 @@ class Context:
 
 
 @dataclass
-class SignalContext:
+class SignalContext(Generic[G]):
     """What a signal handler works with: the joined socket, and what to broadcast once it has
     answered. No database session and no room lock: signals carry no sequence number, so they
     need not wait behind the room's ordered events, nor those behind them."""
 
-    gateway: Gateway
+    gateway: G
     conn: Connection
     published: list[Envelope] = field(default_factory=list)
 
@@ -182,7 +220,9 @@ class Handler:
 
 
 # Called as a socket joins, before its join result is sent: may fill fields of the result.
-JoinHook = Callable[["Gateway", Connection, "JoinResult"], Awaitable[None]]
+JoinHook = Callable[[LiveGateway, Connection, JoinResult], Awaitable[None]]
+# A hook as a module writes it: it may name the concrete gateway it is given.
+H = TypeVar("H", bound=Callable[..., Awaitable[None]])
 
 
 class LiveRouter:
@@ -192,7 +232,7 @@ class LiveRouter:
         self.handlers: dict[str, Handler] = {}
         self.join_hooks: list[JoinHook] = []
 
-    def on_join(self, hook: JoinHook) -> JoinHook:
+    def on_join(self, hook: H) -> H:
         self.join_hooks.append(hook)
         return hook
 
@@ -248,7 +288,7 @@ def _result(value: Result) -> dict[str, Any]:
     return value
 
 
-async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
+async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
     """Handle one client frame: exactly one reply (`ok` or `error`) goes back, unless the
     socket is closed meanwhile."""
     request_id = request_id_of(text)
@@ -298,7 +338,7 @@ async def dispatch(gateway: Gateway, conn: Connection, text: str) -> None:
         conn.reply(error_frame(DomainError("server.error", "Something went wrong."), request_id))
 
 
-async def _signal(gateway: Gateway, conn: Connection, handler: Handler, action: Action) -> None:
+async def _signal(gateway: LiveGateway, conn: Connection, handler: Handler, action: Action) -> None:
     """A signal: rate-limited, run, answered, then its broadcasts (stage changes) published."""
     if conn.closing is not None:
         return
@@ -316,7 +356,7 @@ async def _signal(gateway: Gateway, conn: Connection, handler: Handler, action: 
         await gateway.bus.publish(envelope)
 
 
-def _refused(gateway: Gateway, conn: Connection) -> None:
+def _refused(gateway: LiveGateway, conn: Connection) -> None:
     """Count a refused action: past the `refused` rate limit it is answered `rate_limited` (and
     not audited); a socket that keeps on after that is closed with 1008 `abuse.refused`."""
     refusal = gateway.limits.refuse(conn.session_id, conn.person_id)
@@ -329,7 +369,7 @@ def _refused(gateway: Gateway, conn: Connection) -> None:
 
 
 async def _run(
-    gateway: Gateway, conn: Connection, handler: Handler, action: Action
+    gateway: LiveGateway, conn: Connection, handler: Handler, action: Action
 ) -> tuple[Result, list[Envelope]]:
     async with gateway.sessionmaker() as db:
         room = await db.get(Room, conn.session_id)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.db import utcnow
 from app.errors import Forbidden, RateLimited
-from chat.guard import ALL, STAFF, Context, LiveRouter, Permission
+from chat.guard import Context, LiveRouter, Permission
 from chat.models import Message, MessageStatus
 from chat.protocol import (
     AnnouncementPost,
@@ -21,6 +21,7 @@ from chat.protocol import (
     ReactionSend,
     ReactionSent,
 )
+from chat.roles import ALL, STAFF
 from chat.service import is_muted, message_view
 
 live = LiveRouter()

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, NotFound
 from app.people.models import Participant, SessionRole
-from chat.guard import ALL, STAFF, Context, LiveRouter, Permission, person
+from chat.guard import Context, LiveRouter, Permission
 from chat.models import Message, MessageStatus, Sanction
 from chat.protocol import (
     HeldDiscard,
@@ -28,6 +28,7 @@ from chat.protocol import (
     RoomLock,
     RoomSlowMode,
 )
+from chat.roles import ALL, STAFF, person
 from chat.service import message_view, room_state, sanction
 
 live = LiveRouter()

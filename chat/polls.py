@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
-from chat.guard import ALL, STAFF, Context, LiveRouter, Permission
+from chat.guard import Context, LiveRouter, Permission
 from chat.models import Poll, PollVote
 from chat.protocol import (
     PollClose,
@@ -20,6 +20,7 @@ from chat.protocol import (
 from chat.protocol import (
     PollVote as PollVoteAction,
 )
+from chat.roles import ALL, STAFF
 from chat.service import poll_counts, poll_view
 
 live = LiveRouter()

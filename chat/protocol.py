@@ -1,7 +1,7 @@
 """The live protocol, defined once: client actions, replies, and the events the server pushes.
 
 `docs/protocol.md` carries the prose; its reference section is rendered from these models by
-`python -m chat.protocol` and a test keeps the two equal.
+`python -m chat.reference` and a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints,
 from pydantic_core import from_json
 
 from app.errors import Invalid
+from chat.roles import Role
 
 # Strict: `1.0` or `true` is not taken for 1, so a reply's id is always the one sent.
 RequestId = Annotated[str, StringConstraints(max_length=64, strict=True)] | StrictInt
@@ -22,16 +23,6 @@ QuestionText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
 ]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-
-
-class Role(StrEnum):
-    """What a person is in one room. Organisers are event-wide chairs."""
-
-    attendee = "attendee"
-    speaker = "speaker"
-    moderator = "moderator"
-    chair = "chair"
-    organiser = "organiser"
 
 
 class Reaction(StrEnum):
@@ -660,75 +651,3 @@ CLOSE_REASON_REVOKED = "auth.revoked"
 ROLE_CHANGED = "auth.role_changed"
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN = 1013  # this socket read too slowly and its outgoing queue filled
-
-
-# ---------------------------------------------------------------------------------------------
-# The reference section of docs/protocol.md.
-
-
-def _type_of(model: type[BaseModel]) -> str:
-    field = model.model_fields["type"]
-    return str(field.default or field.annotation.__args__[0])  # type: ignore[union-attr]
-
-
-def _fields(model: type[BaseModel]) -> str:
-    names = [
-        f"`{name}`" + ("" if info.is_required() else "?")
-        for name, info in model.model_fields.items()
-        if name not in {"type", "id", "seq"}
-    ]
-    return ", ".join(names) or "none"
-
-
-def _summary(model: type[BaseModel]) -> str:
-    doc = model.__doc__ or ""
-    return " ".join(doc.split()) if model.__doc__ and model.__doc__ != BaseModel.__doc__ else ""
-
-
-def _who(type_: str, handlers: dict[str, Any]) -> str:
-    if type_ == "room.join":
-        return "anyone with a token for the event"
-    handler = handlers.get(type_)
-    if handler is None:
-        return "(no handler)"
-    who = {
-        frozenset(Role): "anyone in the room",
-        frozenset({Role.speaker, Role.moderator, Role.chair, Role.organiser}): "presenters",
-        frozenset({Role.moderator, Role.chair, Role.organiser}): "moderators, chair, organiser",
-        frozenset({Role.chair, Role.organiser}): "chair, organiser",
-    }.get(handler.permission, "?")
-    return who + (f"; rate limit `{handler.rate}`" if handler.rate else "")
-
-
-def render_reference() -> str:
-    """The generated part of docs/protocol.md."""
-    from chat.gateway import live_handlers
-
-    handlers = live_handlers().handlers
-    lines = ["### Actions (client to server)", ""]
-    lines += ["| type | fields | who may | notes |", "| --- | --- | --- | --- |"]
-    lines += [
-        f"| `{t}` | {_fields(m)} | {_who(t, handlers)} | {_summary(m)} |"
-        for t, m in ACTIONS.items()
-    ]
-    lines += ["", "### Replies", "", "| type | fields | notes |", "| --- | --- | --- |"]
-    lines += [f"| `{_type_of(m)}` | `id`, {_fields(m)} | {_summary(m)} |" for m in (Ok, Error)]
-    lines += ["", "### Pushed events", "", "| type | fields | notes |", "| --- | --- | --- |"]
-    lines += [f"| `{_type_of(m)}` | {_fields(m)} | {_summary(m)} |" for m in EVENTS]
-    views = (
-        MessageView,
-        QuestionView,
-        PollView,
-        RoomState,
-        StageView,
-        StagePresenter,
-        You,
-        JoinResult,
-    )
-    lines += ["", "### Shapes", "", "| name | fields | notes |", "| --- | --- | --- |"]
-    lines += [f"| {m.__name__} | {_fields(m)} | {_summary(m)} |" for m in views]
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    print(render_reference(), end="")

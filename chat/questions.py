@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
-from chat.guard import ALL, STAFF, Context, LiveRouter, Permission, person
+from chat.guard import Context, LiveRouter, Permission
 from chat.messages import ensure_may_post, matches_word_filter
 from chat.models import Question, QuestionStatus, QuestionVote
 from chat.protocol import (
@@ -35,6 +35,7 @@ from chat.protocol import (
 from chat.protocol import (
     QuestionVote as QuestionVoteAction,
 )
+from chat.roles import ALL, STAFF, person
 from chat.service import question_view
 
 live = LiveRouter()

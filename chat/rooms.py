@@ -18,7 +18,8 @@ from app.db import new_id
 from chat import wire
 from chat.bus import Bus, Envelope
 from chat.connection import Connection
-from chat.protocol import CLOSE_POLICY, ROLE_CHANGED, Event, Role, WatchingChanged
+from chat.protocol import CLOSE_POLICY, ROLE_CHANGED, Event, WatchingChanged
+from chat.roles import ALL, Role
 
 log = logging.getLogger("dais.chat")
 
@@ -110,7 +111,7 @@ class Rooms:
             return
         frame, seq = envelope.body, envelope.seq
         data = wire.text_frame(frame)
-        if envelope.audience == "all":
+        if envelope.audience == ALL:
             for conn in connections:
                 conn.push(frame, seq, data)
             return
@@ -191,6 +192,6 @@ class Rooms:
                 count, names = self._local(room)
                 body = json.dumps({"process": self.process_id, "count": count, "names": names})
                 try:
-                    await bus.publish(Envelope("watching", room.session_id, "all", None, body))
+                    await bus.publish(Envelope("watching", room.session_id, ALL, None, body))
                 except Exception:
                     log.exception("could not announce watching count")
