@@ -47,6 +47,7 @@ from chat.protocol import (
     load_frame,
 )
 from chat.redis_link import Link, open_link
+from chat.roles import ALL, person
 from chat.rooms import Rooms
 
 log = logging.getLogger("dais.chat")
@@ -108,7 +109,7 @@ class Gateway:
     async def withdraw(self, *, person_id: str | None = None, sign_in: str | None = None) -> None:
         """Close every open socket of a revoked person, or of one signed-out sign-in (a token
         hash), in every room of every process, with 1008 `auth.revoked`."""
-        audience = f"person:{person_id}" if person_id else f"sign-in:{sign_in}"
+        audience = person(person_id) if person_id else f"sign-in:{sign_in}"
         await self.bus.publish(Envelope("access", "", audience, None, CLOSE_REASON_REVOKED))
 
     async def roles_changed(self, *, session_id: str) -> None:
@@ -121,7 +122,7 @@ class Gateway:
                 )
             )
             roles = {person_id: role for person_id, role in rows}
-        await self.bus.publish(Envelope("roles", session_id, "all", None, json.dumps(roles)))
+        await self.bus.publish(Envelope("roles", session_id, ALL, None, json.dumps(roles)))
 
     # -- one socket ---------------------------------------------------------------------------
 
@@ -254,7 +255,7 @@ class Gateway:
                 )
                 for row in rows:
                     if not row.withdrawn and (
-                        row.audience == "all" or conn.audiences & set(row.audience.split())
+                        row.audience == ALL or conn.audiences & set(row.audience.split())
                     ):
                         conn.reply(row.frame)
                 conn.release(seq)

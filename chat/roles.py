@@ -22,6 +22,8 @@ EVERYONE = frozenset(Role)
 STAFF_ROLES = frozenset({Role.moderator, Role.chair, Role.organiser})
 PRESENTER_ROLES = frozenset({Role.speaker, *STAFF_ROLES})
 CHAIR_ROLES = frozenset({Role.chair, Role.organiser})
+# Who may send media that others see and hear. Moderators watch the green room but do not publish.
+PUBLISHER_ROLES = frozenset({Role.speaker, Role.chair, Role.organiser})
 
 # Audiences of a room event (stored space-separated in `RoomEvent.audience`, carried by
 # `Envelope.audience`): everyone, the staff, the presenters, or one person's sockets.

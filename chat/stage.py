@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chat.bus import Envelope
-from chat.connection import PRESENTER_ROLES, Connection
-from chat.guard import ALL, PRESENTERS, Context, LiveRouter, Permission, SignalContext
+from chat.connection import Connection
+from chat.guard import Context, LiveGateway, LiveRouter, Permission, SignalContext
 from chat.protocol import (
     GreenRoomChanged,
     JoinResult,
@@ -18,7 +18,6 @@ from chat.protocol import (
     MediaOffered,
     MediaPublish,
     MediaWatch,
-    Role,
     SessionEnd,
     StageChanged,
     StageGoLive,
@@ -28,6 +27,7 @@ from chat.protocol import (
     StageTrack,
     StageView,
 )
+from chat.roles import ALL, PRESENTER_ROLES, PRESENTERS, PUBLISHER_ROLES
 from streaming.errors import FORBIDDEN, MediaError
 from streaming.port import (
     Answer,
@@ -46,7 +46,6 @@ from streaming.port import (
 )
 
 if TYPE_CHECKING:
-    from chat.gateway import Gateway
     from chat.stage_hosts import Deliver, StageHosts
 
 R = TypeVar("R")
@@ -54,11 +53,8 @@ R = TypeVar("R")
 live = LiveRouter()
 log = logging.getLogger("dais.chat.stage")
 
-# Who may send media that others see and hear. Moderators watch the green room but do not publish.
-PUBLISHERS = frozenset({Role.speaker, Role.chair, Role.organiser})
 
-
-def _stages(gateway: Gateway) -> StageHosts:
+def _stages(gateway: LiveGateway) -> StageHosts:
     stages: StageHosts = gateway.state.stages
     return stages
 
@@ -109,7 +105,7 @@ async def _run(ctx: Context | SignalContext, command: Command[R]) -> Outcome[R]:
 
 
 @live.on_join
-async def _join_stage(gateway: Gateway, conn: Connection, result: JoinResult) -> None:
+async def _join_stage(gateway: LiveGateway, conn: Connection, result: JoinResult) -> None:
     """A socket that joins (or resumes) gets the stage as it is now in its join result; when the
     socket closes, its peer connections close too."""
     stages: StageHosts | None = getattr(gateway.state, "stages", None)
@@ -126,7 +122,7 @@ async def _join_stage(gateway: Gateway, conn: Connection, result: JoinResult) ->
     conn.on_close(_close_media(gateway, stages))
 
 
-def _close_media(gateway: Gateway, stages: StageHosts) -> Any:
+def _close_media(gateway: LiveGateway, stages: StageHosts) -> Any:
     async def closed(conn: Connection) -> None:
         outcome = await stages.close_connection(conn.session_id, conn.id)
         if outcome is not None and outcome[0]:  # it held a publisher: the stage changed
@@ -140,7 +136,7 @@ def _close_media(gateway: Gateway, stages: StageHosts) -> Any:
 async def publish(ctx: SignalContext, action: MediaPublish) -> dict[str, Any]:
     """A presenter's offer. Anyone else is refused here, before the stage's host is called: no
     peer connection is made for them, so no candidate of theirs is ever used (SECURITY 22)."""
-    if ctx.conn.role not in PUBLISHERS:
+    if ctx.conn.role not in PUBLISHER_ROLES:
         raise MediaError(FORBIDDEN, "Only the chair and speakers publish media.")
     outcome = await _run(
         ctx,
@@ -219,11 +215,11 @@ def media_offers(stages_of: Callable[[], StageHosts]) -> OnOffer:
     return on_offer
 
 
-def offer_deliverer(gateway_of: Callable[[], Gateway]) -> Deliver:
+def offer_deliverer(gateway_of: Callable[[], LiveGateway]) -> Deliver:
     """How an offer reaches a socket of this process: as a `media.offered` signal."""
 
     def deliver(offer: OfferToViewer) -> bool:
         offered = MediaOffered(peer_id=offer.peer_id, sdp=offer.sdp, tracks=list(offer.tracks))
-        return gateway_of().send(offer.connection_id, offered)
+        return gateway_of().rooms.send(offer.connection_id, offered)
 
     return deliver
