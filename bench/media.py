@@ -922,14 +922,8 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
     from pylibsrtp import Policy, Session
 
-    from streaming.forwarder import (
-        ABS_SEND_TIME_URI,
-        MID_URI,
-        ForwardedPacket,
-        NativeViewers,
-        ViewerSlot,
-        fan_out,
-    )
+    from streaming.forwarder import NativeViewers, ViewerSlot, fan_out
+    from streaming.header_layout import ABS_SEND_TIME_URI, MID_URI, ForwardedPacket
 
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))

@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 
 import aioice.ice
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
@@ -377,7 +377,9 @@ async def _exercise() -> list[str]:
 
     seen = _Exercise()
     problems: list[str] = []
-    client, server = RTCPeerConnection(), RTCPeerConnection()
+    # No ICE servers: aiortc's default would ask a public STUN server; both ends are this host.
+    client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     serve_ice_lite(server)
     try:
         client_transceiver = client.addTransceiver(VideoStreamTrack(), direction="sendrecv")

@@ -4,12 +4,15 @@ A `PublishedTrack` is one track a speaker sends (mic, camera or screen). A `View
 sendonly transceiver on a viewer's peer connection. A slot is bound to one published track at a
 time and rewrites each packet's SSRC, payload type, sequence number and timestamp so that, seen
 from the viewer, its stream stays continuous when the slot switches tracks (a speaker reconnects,
-or a slot is reused for another speaker). Video slots start on a keyframe and ask for one.
+or a slot is reused for another speaker). Video slots start on a keyframe and ask for one. The
+numbering is the slot's `RtpMunger` (streaming/munger.py); the bytes after the 12-byte header
+follow its `HeaderLayout` (streaming/header_layout.py).
 
 Two paths send a packet to a slot. Every slot starts on the Python path (`ViewerSlot.forward`),
 which makes every decision: payload type, first keyframe, sequence/timestamp offsets, whether the
 transport is up. Once a slot has sent a packet that way and its transport can be written from C,
-the track hands it to its `Fanout` (streaming/_fanout.c), which from then on rewrites, protects and
+the track hands it, with what `ViewerSlot.native_parameters()` returns (nothing else of the slot
+is read), to its `Fanout` (streaming/_fanout.c), which from then on rewrites, protects and
 sends that slot's copy of each packet with no Python work per viewer. Anything that changes the
 slot's decisions (its source, its negotiation, the source's payload type, its transport) takes it
 back to the Python path, which promotes it again when it is steady. Without the C extension (no C

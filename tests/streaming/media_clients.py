@@ -17,13 +17,16 @@ from typing import Any
 import aioice.ice
 import av
 from aioice import stun
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
 
 from streaming import MediaServer
 
 VIDEO_RATE = 30
 WIDTH, HEIGHT = 640, 480
+
+# No ICE servers: aiortc's default asks a public STUN server; tests talk to this host only.
+LOOPBACK_ONLY = RTCConfiguration(iceServers=[])
 
 
 class SyntheticCamera(VideoStreamTrack):
@@ -222,7 +225,7 @@ class Viewer:
     """The client side of a watch(): answers every server offer, counts what arrives per track."""
 
     def __init__(self, *, decode: bool = False) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(LOOPBACK_ONLY)
         self.decode = decode
         self.counters: dict[str, PacketCounter] = {}  # mid -> counter
         self.tracks: list[dict[str, str]] = []
@@ -334,7 +337,7 @@ class Conference:
         tracks: list[Any] | None = None,
         edit: Callable[[str], str] | None = None,
     ) -> RTCPeerConnection:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(LOOPBACK_ONLY)
         self.publishers.append(pc)
         if tracks is None:
             tracks = [SyntheticCamera(), Tone()]
