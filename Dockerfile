@@ -6,17 +6,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     DAIS_DATA_DIR=/var/lib/dais
 WORKDIR /opt/dais
 
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md requirements.lock ./
 COPY app ./app
 COPY chat ./chat
 COPY streaming ./streaming
 COPY migrations ./migrations
 COPY frontend ./frontend
-# Editable, so the frontend and migrations are read from this folder. gcc builds the media
+# Exactly the dependencies the suite ran with (requirements.lock, hashed), then Dais itself,
+# editable, so the frontend and migrations are read from this folder. gcc builds the media
 # forwarder's C fan-out (streaming/_fanout.c) and is removed again afterwards.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
- && pip install --no-cache-dir -e . \
+ && pip install --no-cache-dir --require-hashes -r requirements.lock \
+ && pip install --no-cache-dir --no-deps --no-build-isolation -e . \
  && python -c "import streaming._fanout" \
  && apt-get purge -y --auto-remove gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/* \
