@@ -18,6 +18,7 @@ from app.deps import COOKIE
 from app.errors import DomainError, RateLimited
 from app.event.router import router as event_router
 from app.invites.router import router as invites_router
+from app.nul import RefuseNul
 from app.pages import install as install_pages
 from app.people.router import router as people_router
 from app.recordings.router import router as recordings_router
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(OriginCheck, origins=settings.origins, cookie=COOKIE)
+    app.add_middleware(RefuseNul)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints,
 from pydantic_core import from_json
 
 from app.errors import Invalid
+from app.nul import MESSAGE as NUL_MESSAGE
+from app.nul import nul_field
 from chat.roles import Role
 
 # Strict: `1.0` or `true` is not taken for 1, so a reply's id is always the one sent.
@@ -310,6 +312,9 @@ def parse_action(text: str) -> Action:
     data = load_frame(text)
     if data is None:
         raise Invalid("request.invalid", "A frame must be a JSON object.")
+    nul = nul_field(data)
+    if nul is not None:
+        raise Invalid("request.invalid", NUL_MESSAGE, field=nul)
     type_ = data.get("type")
     model = ACTIONS.get(type_) if isinstance(type_, str) else None
     if model is None:
