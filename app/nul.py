@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -52,7 +53,7 @@ class RefuseNul:
             await _refuse(send, "path")
             return
         if b"%00" in scope["query_string"].lower():
-            await _refuse(send, "query")
+            await _refuse(send, _query_field(scope["query_string"]))
             return
         headers = dict(scope["headers"])
         if b"json" not in headers.get(b"content-type", b""):
@@ -81,6 +82,14 @@ class RefuseNul:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+
+def _query_field(query: bytes) -> str:
+    """The name of the query parameter holding a NUL ("query" if it is in a name)."""
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in value and "\x00" not in name:
+            return name
+    return "query"
 
 
 async def _refuse(send: Send, field: str) -> None:

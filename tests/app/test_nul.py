@@ -39,7 +39,7 @@ async def test_nul_in_a_body_path_or_query_is_a_422_naming_it(app, clients) -> N
             ]
         for path, field in [
             ("/api/events/%00", "path"),
-            (f"/api/events/{event_id}/audit?action=%00", "query"),
+            (f"/api/events/{event_id}/audit?action=%00", "action"),
         ]:
             answer = await organiser.get(path)
             assert (
