@@ -12,10 +12,10 @@ sign-ins that name no origin at all (no browser sent them).
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import urlsplit
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import Forbidden
@@ -50,18 +50,9 @@ class OriginCheck:
         error = Forbidden(
             "csrf.origin", "This request did not come from this site's pages, so it was refused."
         )
-        body = json.dumps({"error": error.to_dict()}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        # The body app.main gives every DomainError (this runs outside its exception handlers).
+        refusal = JSONResponse({"error": error.to_dict()}, status_code=error.status)
+        await refusal(scope, receive, send)
 
     def _allowed(self, scope: Scope) -> bool:
         headers: dict[str, str] = {}

@@ -11,6 +11,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import Invalid
@@ -50,10 +51,10 @@ class RefuseNul:
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"]:
-            await _refuse(send, "path")
+            await _refuse(scope, receive, send, "path")
             return
         if b"%00" in scope["query_string"].lower():
-            await _refuse(send, _query_field(scope["query_string"]))
+            await _refuse(scope, receive, send, _query_field(scope["query_string"]))
             return
         headers = dict(scope["headers"])
         if b"json" not in headers.get(b"content-type", b""):
@@ -75,7 +76,7 @@ class RefuseNul:
             except (ValueError, RecursionError):
                 field = None  # not JSON the app will take either: it answers that
             if field is not None:
-                await _refuse(send, field)
+                await _refuse(scope, receive, send, field)
                 return
 
         async def replay() -> Message:
@@ -92,17 +93,7 @@ def _query_field(query: bytes) -> str:
     return "query"
 
 
-async def _refuse(send: Send, field: str) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, field: str) -> None:
+    # The body app.main gives every DomainError (this runs outside its exception handlers).
     error = Invalid("request.invalid", MESSAGE, field=field)
-    body = json.dumps({"error": error.to_dict()}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await JSONResponse({"error": error.to_dict()}, status_code=error.status)(scope, receive, send)

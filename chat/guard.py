@@ -108,8 +108,22 @@ class Permission:
     chair = CHAIR_ROLES
 
 
+class OnSocket:
+    """Who a handler acts for: the joined socket's person and session."""
+
+    conn: Connection
+
+    @property
+    def person_id(self) -> str:
+        return self.conn.person_id
+
+    @property
+    def session_id(self) -> str:
+        return self.conn.session_id
+
+
 @dataclass
-class Context(Generic[G]):
+class Context(OnSocket, Generic[G]):
     """What a handler works with: the socket, a database session, the room as loaded now."""
 
     gateway: G
@@ -121,14 +135,6 @@ class Context(Generic[G]):
     published: list[Envelope] = field(default_factory=list)
     audit_target: str | None = None
     audit_detail: str | None = None
-
-    @property
-    def person_id(self) -> str:
-        return self.conn.person_id
-
-    @property
-    def session_id(self) -> str:
-        return self.conn.session_id
 
     @property
     def staff(self) -> bool:
@@ -182,7 +188,7 @@ class Context(Generic[G]):
 
 
 @dataclass
-class SignalContext(Generic[G]):
+class SignalContext(OnSocket, Generic[G]):
     """What a signal handler works with: the joined socket, and what to broadcast once it has
     answered. No database session and no room lock: signals carry no sequence number, so they
     need not wait behind the room's ordered events, nor those behind them."""
@@ -190,14 +196,6 @@ class SignalContext(Generic[G]):
     gateway: G
     conn: Connection
     published: list[Envelope] = field(default_factory=list)
-
-    @property
-    def person_id(self) -> str:
-        return self.conn.person_id
-
-    @property
-    def session_id(self) -> str:
-        return self.conn.session_id
 
 
 Result = BaseModel | dict[str, Any] | None
@@ -243,25 +241,22 @@ class LiveRouter:
         permission: frozenset[Role] = Permission.attend,
         rate: str | None = None,
     ) -> Callable[[HandlerFn], HandlerFn]:
-        type_ = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-
-        def register(fn: HandlerFn) -> HandlerFn:
-            if type_ in self.handlers:
-                raise ValueError(f"two handlers for {type_}")
-            self.handlers[type_] = Handler(type_, model, fn, permission, rate)
-            return fn
-
-        return register
+        return self._register(model, permission, rate, signal=False)
 
     def signal(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
         """Register a signal: anyone in the room may send it (the handler refuses what it must),
         rate-limited, answered without the room's lock or a database transaction."""
+        return self._register(model, Permission.attend, rate, signal=True)
+
+    def _register(
+        self, model: type[Action], permission: frozenset[Role], rate: str | None, *, signal: bool
+    ) -> Callable[[HandlerFn], HandlerFn]:
         type_ = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
 
         def register(fn: HandlerFn) -> HandlerFn:
             if type_ in self.handlers:
                 raise ValueError(f"two handlers for {type_}")
-            self.handlers[type_] = Handler(type_, model, fn, Permission.attend, rate, signal=True)
+            self.handlers[type_] = Handler(type_, model, fn, permission, rate, signal)
             return fn
 
         return register

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import uvicorn
 import websockets
+from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection
 
 from app.agenda.models import Session
@@ -27,6 +28,7 @@ from app.event.models import Event
 from app.main import create_app
 from app.people.models import Organiser, Participant, SessionRole
 from app.settings import Settings
+from tests.conftest import REDIS_URL
 
 RECEIVE_TIMEOUT = 3.0
 ORGANISER_PASSWORD = "correct horse battery"
@@ -324,3 +326,11 @@ class Live:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    """A client of the real Redis the multi-process tests share (`DAIS_TEST_REDIS`)."""
+    client = Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()

@@ -88,13 +88,6 @@ async def processes(tmp_path: Path) -> AsyncIterator[list[Process]]:
         yield made
 
 
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
 def new_session() -> str:
     return f"media-port-{uuid.uuid4().hex}"
 
