@@ -28,14 +28,20 @@ def _settings(request: Request) -> Settings:
 
 
 class LiveAccess(Protocol):
-    """What the live gateway is told when someone's access changes over HTTP, so that their
-    open sockets, on every server process, stop acting with the old rights."""
+    """What the live gateway is told when something it acts on changes over HTTP: someone's
+    access (their open sockets, on every server process, stop acting with the old rights), or a
+    session's or event's settings (every process reads them again before its next action).
+    Called after the change is committed."""
 
     async def withdraw(
         self, *, person_id: str | None = None, sign_in: str | None = None
     ) -> None: ...
 
     async def roles_changed(self, *, session_id: str) -> None: ...
+
+    async def settings_changed(
+        self, *, session_id: str | None = None, event_id: str | None = None
+    ) -> None: ...
 
 
 def _live(request: Request) -> LiveAccess:

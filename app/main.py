@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -116,6 +117,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     state=app.state,
                 )
             )
+            # What is built by now (modules, the app, the media server and its checks) lives as
+            # long as the process: the garbage collector's full collections need not walk it
+            # again. Without this, a burst of viewers arriving set off a 200 ms collection of the
+            # whole heap that stalled every room of the process (bench/live.py's storm).
+            gc.collect()
+            gc.freeze()
+            stack.callback(gc.unfreeze)
             yield
 
     app = FastAPI(

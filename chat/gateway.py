@@ -48,12 +48,12 @@ from chat.protocol import (
 )
 from chat.redis_link import Link, open_link
 from chat.roles import ALL, person
+from chat.room_cache import FORGET, RoomCache, forget_event, forget_room
 from chat.rooms import Rooms
 
 log = logging.getLogger("dais.chat")
 
 CLOSE_GRACE_SECONDS = 5.0
-SIGNALS_AT_ONCE = 2
 
 
 def live_handlers() -> LiveRouter:
@@ -84,6 +84,7 @@ class Gateway:
         bus: Bus,
         handlers: LiveRouter,
         throttles: Throttles,
+        cache: RoomCache | None = None,
         state: Any = None,
     ) -> None:
         self.settings = settings
@@ -94,8 +95,7 @@ class Gateway:
         self.join_hooks = handlers.join_hooks
         self.limits = RateLimits(settings.live_rate_limits)
         self.throttles = throttles
-        # How many signals (media.publish, watch, answer) this process works on at once.
-        self.signalling = asyncio.Semaphore(SIGNALS_AT_ONCE)
+        self.cache = cache or RoomCache()
         self.attendance = Sampler(rooms, sessionmaker)
         # The application's state, for handlers that need other long-lived objects (media).
         self.state = state
@@ -123,6 +123,15 @@ class Gateway:
             )
             roles = {person_id: role for person_id, role in rows}
         await self.bus.publish(Envelope("roles", session_id, ALL, None, json.dumps(roles)))
+
+    async def settings_changed(
+        self, *, session_id: str | None = None, event_id: str | None = None
+    ) -> None:
+        """A session's (or a whole event's) settings changed, or it was deleted: every process
+        reads them again before its next action in the room (chat/room_cache.py)."""
+        envelope = forget_room(session_id) if session_id else forget_event(event_id or "")
+        self.cache.forget(envelope)  # here at once, whatever the bus's delay
+        await self.bus.publish(envelope)
 
     # -- one socket ---------------------------------------------------------------------------
 
@@ -207,9 +216,8 @@ class Gateway:
             role = service.role_in_room(principal, event=event, session_id=session.id)
             room = await service.ensure_room(db, session_id=session.id)
             await db.commit()
-            if await service.sanction(
-                db, session_id=session.id, person_id=principal.id, kind="removal"
-            ):
+            sanctions = (await self.cache.facts(db, session.id)).sanctions
+            if sanctions.is_removed(principal.id):
                 raise Forbidden("room.removed", "You have been removed from this room.")
             conn.identify(
                 person_id=principal.id,
@@ -219,9 +227,7 @@ class Gateway:
             )
             if room.locked and not conn.staff:
                 raise Forbidden("room.locked", "This room is locked.")
-            muted = await service.is_muted(
-                db, session_id=session.id, person_id=principal.id, now=utcnow()
-            )
+            muted = sanctions.is_muted(principal.id, utcnow())
         you = You(person_id=principal.id, name=principal.display_name, role=role, muted=muted)
         self.rooms.enter(conn, show_people=event.attendees_see_each_other)
         try:
@@ -308,9 +314,19 @@ async def open_gateway(
     on `link`, the process's one link to the others (its own from `settings.bus_url` if none)."""
     async with AsyncExitStack() as stack:
         rooms = Rooms()
+        cache = RoomCache()
         if link is None:
             link = await stack.enter_async_context(open_link(settings.bus_url))
-        bus = await stack.enter_async_context(open_bus(link, rooms.deliver))
+        # A lost link may have lost invalidations too.
+        link.on_lost(cache.forget_all)
+
+        def deliver(envelope: Envelope) -> None:
+            if envelope.kind == FORGET:
+                cache.forget(envelope)
+            else:
+                rooms.deliver(envelope)
+
+        bus = await stack.enter_async_context(open_bus(link, deliver))
         gateway = Gateway(
             settings=settings,
             sessionmaker=sessionmaker,
@@ -318,6 +334,7 @@ async def open_gateway(
             bus=bus,
             handlers=live_handlers(),
             throttles=throttles,
+            cache=cache,
             state=state,
         )
         tasks = [

@@ -6,17 +6,15 @@ Domain errors become error frames here and only here (`error_frame`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.agenda.models import Session
 from app.errors import (
     Conflict,
     DomainError,
@@ -26,11 +24,10 @@ from app.errors import (
     RateLimited,
     Unauthorized,
 )
-from app.event.models import Event as ConferenceEvent
 from chat.bus import Bus, Envelope
 from chat.connection import Connection
 from chat.limits import RateLimits, Refusal
-from chat.models import Room, RoomEvent, Sanction
+from chat.models import Room, RoomEvent
 from chat.protocol import (
     CLOSE_POLICY,
     CLOSE_REASON_ABUSE,
@@ -54,6 +51,14 @@ from chat.roles import (
     STAFF_ROLES,
     Role,
     person,
+)
+from chat.room_cache import (
+    FORGET,
+    EventSettings,
+    RoomCache,
+    Sanctions,
+    SessionSettings,
+    forget_room,
 )
 from chat.rooms import Rooms
 from chat.service import record_audit
@@ -83,9 +88,9 @@ class LiveGateway(Protocol):
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
 
-    # Signals run a few at a time (see `_signal`).
+    # What every action re-reads (settings, sanctions), kept per room: see chat/room_cache.py.
     @property
-    def signalling(self) -> asyncio.Semaphore: ...
+    def cache(self) -> RoomCache: ...
 
     # The application's state: long-lived things built in the lifespan (the stage hosts).
     @property
@@ -124,14 +129,16 @@ class OnSocket:
 
 @dataclass
 class Context(OnSocket, Generic[G]):
-    """What a handler works with: the socket, a database session, the room as loaded now."""
+    """What a handler works with: the socket, a database session, the room as loaded now, and
+    the session's and event's settings as kept (chat/room_cache.py)."""
 
     gateway: G
     conn: Connection
     db: AsyncSession
     room: Room
-    session: Session
-    event: ConferenceEvent
+    session: SessionSettings
+    event: EventSettings
+    sanctions: Sanctions
     published: list[Envelope] = field(default_factory=list)
     audit_target: str | None = None
     audit_detail: str | None = None
@@ -171,6 +178,12 @@ class Context(OnSocket, Generic[G]):
         """Broadcast after the commit without a seq or storage (reactions, stage signals)."""
         frame = event.model_dump_json()
         self.published.append(Envelope("frame", self.room.session_id, audience, None, frame))
+
+    def sanctions_changed(self) -> None:
+        """Someone was muted, unmuted or removed: every process forgets the room's sanctions
+        once this commits (this one before the next action of the room). First on the bus, so
+        a process has forgotten before it delivers what the change broadcasts."""
+        self.published.insert(0, forget_room(self.room.session_id))
 
     def kick(self, person_id: str, reason: str = "room.removed") -> None:
         """Close the person's sockets in this room, in every process, after the commit."""
@@ -319,6 +332,9 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
                 # Closed by the server while waiting (revoked, removed): its close code says why.
                 return
             result, published = await _run(gateway, conn, handler, action)
+            for envelope in published:
+                if envelope.kind == FORGET:  # here at once; other processes by the bus
+                    gateway.cache.forget(envelope)
             # Persisted; now acknowledge, then broadcast.
             conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
             for envelope in published:
@@ -340,10 +356,10 @@ async def _signal(gateway: LiveGateway, conn: Connection, handler: Handler, acti
     if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
         raise RateLimited("rate_limited", "Slow down a little.")
     ctx = SignalContext(gateway, conn)
-    # Signalling is mostly CPU on this loop (SDP, ICE set-up, DTLS keys): a few at a time, so a
-    # burst of them (a keynote starting, everyone pressing play) leaves room events the loop.
-    async with gateway.signalling:
-        result = await handler.fn(ctx, action)
+    # The media work itself goes one negotiation at a time (streaming/port.py's LocalMedia),
+    # so a burst of them leaves the loop to the rooms; a call relayed to another process holds
+    # nothing here while it waits.
+    result = await handler.fn(ctx, action)
     if conn.closing is not None:
         return  # closed by the server meanwhile (revoked, removed): its close code says why
     conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
@@ -367,21 +383,13 @@ async def _run(
     gateway: LiveGateway, conn: Connection, handler: Handler, action: Action
 ) -> tuple[Result, list[Envelope]]:
     async with gateway.sessionmaker() as db:
-        room = await db.get(Room, conn.session_id)
-        session = await db.get(Session, conn.session_id)
-        assert room is not None and session is not None
-        event = await db.get(ConferenceEvent, session.event_id)
-        assert event is not None
-        ctx = Context(gateway, conn, db, room, session, event)
-        removed = await db.scalar(
-            select(Sanction.id).where(
-                Sanction.session_id == conn.session_id,
-                Sanction.person_id == conn.person_id,
-                Sanction.kind == "removal",
-            )
-        )
-        if removed is not None:
+        facts = await gateway.cache.facts(db, conn.session_id)
+        if facts.sanctions.is_removed(conn.person_id):
             raise Forbidden("room.removed", "You have been removed from this room.")
+        room = await db.get(Room, conn.session_id)
+        if room is None:
+            raise NotFound("session.not_found", "This session no longer exists.")
+        ctx = Context(gateway, conn, db, room, facts.session, facts.event, facts.sanctions)
         if conn.role not in handler.permission:
             await _audit(db, ctx, handler, action, outcome="forbidden")
             await db.commit()

@@ -4,6 +4,7 @@ reactions."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -22,12 +23,12 @@ from chat.protocol import (
     ReactionSent,
 )
 from chat.roles import ALL, STAFF
-from chat.service import is_muted, message_view
+from chat.service import message_view
 
 live = LiveRouter()
 
 
-def matches_word_filter(text: str, words: list[str]) -> bool:
+def matches_word_filter(text: str, words: Sequence[str]) -> bool:
     words = [w.strip() for w in words if w and w.strip()]
     if not words:
         return False
@@ -37,7 +38,7 @@ def matches_word_filter(text: str, words: list[str]) -> bool:
 
 async def ensure_may_post(ctx: Context) -> None:
     """Refuse muted people (`person.muted`)."""
-    if await is_muted(ctx.db, session_id=ctx.session.id, person_id=ctx.person_id, now=utcnow()):
+    if ctx.sanctions.is_muted(ctx.person_id, utcnow()):
         raise Forbidden("person.muted", "A moderator has muted you in this room.")
 
 

@@ -105,6 +105,7 @@ async def mute(ctx: Context, action: PersonMute) -> None:
     ctx.audit_detail = f"minutes={action.minutes}" if action.minutes else None
     event = PersonMuted(person_id=action.person_id, until=until)
     await ctx.record(event, audience=f"{STAFF} {person(action.person_id)}")
+    ctx.sanctions_changed()
 
 
 @live.action(PersonUnmute, permission=Permission.moderate)
@@ -120,6 +121,7 @@ async def unmute(ctx: Context, action: PersonUnmute) -> None:
         raise Conflict("person.not_muted", "This person is not muted.")
     event = PersonUnmuted(person_id=action.person_id)
     await ctx.record(event, audience=f"{STAFF} {person(action.person_id)}")
+    ctx.sanctions_changed()
 
 
 @live.action(PersonRemove, permission=Permission.moderate)
@@ -131,6 +133,7 @@ async def remove(ctx: Context, action: PersonRemove) -> None:
         raise Conflict("person.removed", "This person has been removed already.")
     ctx.db.add(Sanction(session_id=ctx.session.id, person_id=action.person_id, kind="removal"))
     await ctx.record(PersonRemoved(person_id=action.person_id), audience=STAFF)
+    ctx.sanctions_changed()
     ctx.kick(action.person_id)
 
 

@@ -31,6 +31,9 @@ class Link(Protocol):
 
     async def publish(self, channel: str, data: str) -> int: ...
 
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever the link was lost (what was published meanwhile is gone)."""
+
 
 def _handle(handlers: dict[str, Handler], channel: str, data: str) -> None:
     handler = handlers.get(channel)
@@ -49,6 +52,9 @@ class MemoryLink:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Never lost: nothing to call."""
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         self._handlers[channel] = handler
@@ -73,6 +79,19 @@ class RedisLink:
         self._pubsub = client.pubsub()
         self._handlers: dict[str, Handler] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._on_lost: list[Callable[[], None]] = []
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever the pub/sub connection was lost: what was published while it
+        was down never arrives."""
+        self._on_lost.append(callback)
+
+    def _lost(self) -> None:
+        for callback in self._on_lost:
+            try:
+                callback()
+            except Exception:
+                log.exception("a lost-link callback failed")
 
     async def subscribe(self, channel: str, handler: Handler) -> None:
         """Hand what arrives on `channel` to `handler`, from the moment this returns."""
@@ -104,11 +123,13 @@ class RedisLink:
                 await asyncio.sleep(0.1)
             except (ConnectionError, OSError):
                 log.warning("Redis link lost; reconnecting")
+                self._lost()
                 await asyncio.sleep(1.0)
             except Exception as error:  # redis-py wraps socket errors in its own types
                 if type(error).__module__.startswith("redis"):
                     # redis-py reconnects and subscribes to every channel again by itself.
                     log.warning("Redis link error (%s); reconnecting", type(error).__name__)
+                    self._lost()
                     await asyncio.sleep(1.0)
                 else:
                     raise

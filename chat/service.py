@@ -86,11 +86,6 @@ async def sanction(
     )
 
 
-async def is_muted(db: AsyncSession, *, session_id: str, person_id: str, now: datetime) -> bool:
-    mute = await sanction(db, session_id=session_id, person_id=person_id, kind="mute")
-    return mute is not None and (mute.until is None or mute.until > now)
-
-
 # -- views ---------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,13 @@ must pass encoded RTP packets through untouched, so it taps aiortc at three poin
   synchronously, so one incoming packet fans out without a task switch per viewer (protected for
   every viewer first, then sent in one loop). The sender's private RTCP counters are updated so
   its Sender Reports stay truthful (lip sync in browsers).
+* set-up: aiortc gives every video receiver a receive-side bandwidth estimator whose rate counter
+  allocates 1,000 one-millisecond buckets at once, about half the CPU of opening a viewing
+  connection; a viewer's send-only m-line never receives a packet. `defer_bandwidth_estimators`
+  has aiortc's receivers build it on their first packet instead (`LazyBandwidthEstimator`).
+* set-up: every server peer connection of a MediaServer shares one DTLS certificate
+  (`server_peer_connection`, `ServerCertificate`), as mediasoup's and Janus's transports do:
+  aiortc generates a key pair and a certificate per connection, and hashes it for every SDP.
 * feedback: the sender's `_send_keyframe` (called on a viewer's PLI/FIR) and `_retransmit` (called on
   NACK) are replaced per instance, so keyframe requests go up to the publisher and retransmissions
   come from the forwarder's packet history.
@@ -50,11 +57,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import aioice.ice
+import aiortc.rtcpeerconnection
+import aiortc.rtcrtpreceiver
 import pylibsrtp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport, State
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcpeerconnection import add_transport_description, is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -69,11 +79,13 @@ __all__ = [
     "ICE_LITE_CONNECTION_ATTRIBUTES",
     "SENDER_ATTRIBUTES",
     "AiortcInternalsChanged",
+    "ServerCertificate",
     "IdleTrack",
     "RtpOutput",
     "RtpPacket",
     "JitterFrame",
     "check_internals",
+    "defer_bandwidth_estimators",
     "codec_for_payload_type",
     "compatible_payload_type",
     "hook_receiver",
@@ -86,6 +98,7 @@ __all__ = [
     "offered_direction",
     "replace_dtls_transport_factory",
     "request_keyframe_upstream",
+    "server_peer_connection",
     "sendable",
     "sender_ssrc",
     "source_diagnostics",
@@ -306,6 +319,13 @@ def missing_attributes() -> list[str]:
         for name in ICE_LITE_CONNECTION_ATTRIBUTES
         if not hasattr(connection, name)
     ]
+    if getattr(aiortc.rtcpeerconnection, "RTCCertificate", None) is not RTCCertificate:
+        problems.append("aiortc.rtcpeerconnection.RTCCertificate")
+    if getattr(aiortc.rtcrtpreceiver, "RemoteBitrateEstimator", None) not in (
+        RemoteBitrateEstimator,
+        LazyBandwidthEstimator,
+    ):
+        problems.append("aiortc.rtcrtpreceiver.RemoteBitrateEstimator")
     for name in ("SUCCEEDED",):
         if not hasattr(aioice.ice.CandidatePair.State, name):
             problems.append(f"aioice.CandidatePair.State.{name}")
@@ -375,11 +395,13 @@ async def _exercise() -> list[str]:
 
     from .ice_lite import serve_ice_lite
 
+    defer_bandwidth_estimators()
     seen = _Exercise()
     problems: list[str] = []
     # No ICE servers: aiortc's default would ask a public STUN server; both ends are this host.
     client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    certificate = ServerCertificate.generateCertificate()
+    server = server_peer_connection(RTCConfiguration(iceServers=[]), certificate)
     serve_ice_lite(server)
     try:
         client_transceiver = client.addTransceiver(VideoStreamTrack(), direction="sendrecv")
@@ -423,6 +445,9 @@ async def _exercise() -> list[str]:
             seen.nacks.append,
         )
         await server.setLocalDescription(await server.createAnswer())
+        fingerprint = certificate.getFingerprints()[0].value
+        if f"a=fingerprint:sha-256 {fingerprint}" not in server.localDescription.sdp:
+            problems.append("a server peer connection offers the DTLS certificate it is given")
         await client.setRemoteDescription(server.localDescription)
         (client_receiver,) = [t.receiver for t in client.getTransceivers()]
         decoded = asyncio.ensure_future(client_receiver.track.recv())
@@ -444,6 +469,11 @@ async def _exercise() -> list[str]:
             return problems
         if not await until(lambda: seen.frames > 0, 3):
             problems.append("the receiver's real jitter buffer reassembles frames behind the hook")
+        estimator = transceiver.receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        if not (isinstance(estimator, LazyBandwidthEstimator) and estimator.built):
+            problems.append(
+                "a receiver builds its deferred bandwidth estimator on its first packet"
+            )
         try:
             await asyncio.wait_for(decoded, 5)
         except (TimeoutError, MediaStreamError):
@@ -512,6 +542,81 @@ async def _exercise_c_fan_out(
         return [f"the C fan-out writes the Sender Report figures by {SENDER_ATTRIBUTES[2:]}"]
     fanout.clear()
     return []
+
+
+class LazyBandwidthEstimator(RemoteBitrateEstimator):
+    """aiortc's receive-side bandwidth estimator (REMB), built on first use: aiortc calls `add`
+    with every video packet that carries abs-send-time; any other read builds it too."""
+
+    built = False
+
+    def __init__(self) -> None:  # the real one is built by `_build`
+        pass
+
+    def _build(self) -> None:
+        if not self.built:
+            RemoteBitrateEstimator.__init__(self)
+            self.built = True
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        self._build()
+        return super().add(arrival_time_ms, abs_send_time, payload_size, ssrc)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for attributes not set yet: build, then answer (or fail as the real one would).
+        if name.startswith("__") or self.built:
+            raise AttributeError(name)
+        self._build()
+        return getattr(self, name)
+
+
+def defer_bandwidth_estimators() -> None:
+    """Have aiortc's receivers, in this process, build their bandwidth estimator on their first
+    packet (`LazyBandwidthEstimator`): a viewer's send-only m-lines never need one."""
+    aiortc.rtcrtpreceiver.RemoteBitrateEstimator = LazyBandwidthEstimator  # type: ignore[misc]
+
+
+class ServerCertificate(RTCCertificate):
+    """A DTLS certificate shared by a MediaServer's peer connections; its fingerprints (hashed
+    into every SDP the server writes) are computed once."""
+
+    _fingerprints: list[RTCDtlsFingerprint] | None = None
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
+        if self._fingerprints is None:
+            self._fingerprints = super().getFingerprints()
+        return list(self._fingerprints)
+
+
+class _Given:
+    """Stands in for RTCCertificate while a server peer connection is made: its one
+    `generateCertificate` call gets the shared certificate."""
+
+    def __init__(self, certificate: RTCCertificate) -> None:
+        self.certificate = certificate
+
+    def generateCertificate(self) -> RTCCertificate:
+        return self.certificate
+
+
+_certificate_lock = threading.Lock()
+
+
+def server_peer_connection(
+    configuration: RTCConfiguration, certificate: RTCCertificate
+) -> RTCPeerConnection:
+    """A peer connection that uses `certificate` rather than generating its own (a key pair and a
+    signature: about a millisecond of CPU per connection). aiortc's constructor asks the
+    `RTCCertificate` of its module for one, synchronously: that name is `certificate`'s for the
+    duration of the call."""
+    with _certificate_lock:
+        aiortc.rtcpeerconnection.RTCCertificate = _Given(certificate)  # type: ignore[misc,assignment]
+        try:
+            return RTCPeerConnection(configuration)
+        finally:
+            aiortc.rtcpeerconnection.RTCCertificate = RTCCertificate  # type: ignore[misc]
 
 
 def sender_ssrc(sender: RTCRtpSender) -> int:

@@ -40,12 +40,14 @@ class Peer:
         person_id: str,
         connection_id: str,
         configuration: RTCConfiguration,
+        certificate: hooks.ServerCertificate,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.session_id = session_id
         self.person_id = person_id
         self.connection_id = connection_id
-        self.pc = RTCPeerConnection(configuration)
+        # Every peer connection of the server presents the server's one DTLS certificate.
+        self.pc = hooks.server_peer_connection(configuration, certificate)
         # The server never starts a connectivity check: no client can point it at an address.
         serve_ice_lite(self.pc)
         self.closed = False
@@ -189,8 +191,10 @@ class ViewingPeer(Peer):
                 for slot in self.slots:
                     slot.connected()
 
-    def apply(self, wanted: dict[tuple[str, str], WantedTrack]) -> bool:
-        """Reserve and release slots to match `wanted`; True if the viewer needs a new offer."""
+    async def apply(self, wanted: dict[tuple[str, str], WantedTrack]) -> bool:
+        """Reserve and release slots to match `wanted`; True if the viewer needs a new offer.
+        Each new m-line costs aiortc a millisecond or two of CPU: the loop gets a turn after
+        each, so a burst of viewers arriving leaves room for the room's other work."""
         changed = False
         for slot in self.slots:
             if slot.key is not None and slot.key not in wanted:
@@ -203,6 +207,7 @@ class ViewingPeer(Peer):
                 slot = self._idle_slot(track.kind)
                 slot.reserve(key, track.track_id, track.stream_id)
                 changed = True
+                await asyncio.sleep(0)
             else:
                 slot = found
             slot.set_source(track.source)
@@ -220,6 +225,7 @@ class ViewingPeer(Peer):
     async def offer(self) -> str:
         """Create and apply a new local offer (caller holds the lock)."""
         offer = await self.pc.createOffer()
+        await asyncio.sleep(0)  # createOffer does not yield; setting it up is more CPU
         await self.pc.setLocalDescription(offer)
         self._offered = {slot: slot.key for slot in self.slots}
         self.offers_sent += 1
@@ -230,7 +236,7 @@ class ViewingPeer(Peer):
         async with self.lock:
             if self.closed:
                 return None
-            if not self.apply(wanted) and not self._renegotiate:
+            if not await self.apply(wanted) and not self._renegotiate:
                 return None
             if self.pc.signalingState != "stable":
                 self._renegotiate = True  # offered already: re-offer once answered

@@ -11,6 +11,7 @@ Offers the server makes later, on its own, reach chat as `OfferToViewer` through
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -303,13 +304,28 @@ def decode_error(data: dict[str, Any]) -> DomainError:
 # -- this process's media server as a port -------------------------------------------------------
 
 
+# Negotiations (publish, watch, answer) this process works on at once: each is a few ms of CPU on
+# the event loop (a peer connection, its m-lines, SDP, DTLS set-up), so a burst of them (a keynote
+# starting, everyone pressing play) goes through one at a time and leaves the loop to the rooms.
+NEGOTIATIONS_AT_ONCE = 1
+NEGOTIATIONS = (Publish, Watch, Answer)
+
+
 class LocalMedia:
     """The port onto this process's `MediaServer`."""
 
     def __init__(self, server: MediaServer) -> None:
         self.server = server
+        self._negotiating = asyncio.Semaphore(NEGOTIATIONS_AT_ONCE)
 
     async def run(self, command: Command[R]) -> Outcome[R]:
+        negotiation = isinstance(command, NEGOTIATIONS)
+        if negotiation:
+            async with self._negotiating:
+                return await self._run(command)
+        return await self._run(command)
+
+    async def _run(self, command: Command[R]) -> Outcome[R]:
         server = self.server
         result: Any = None
         match command:

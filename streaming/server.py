@@ -13,7 +13,7 @@ import asyncio
 import logging
 import pathlib
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
@@ -37,6 +37,7 @@ from .stage import Stage, now
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 4.0  # seconds allowed for aiortc to close one peer connection
+CERTIFICATE_RENEWED_BEFORE = timedelta(days=1)
 
 SendMessage = Callable[[str, dict[str, Any]], Awaitable[None]]
 # Awaited with (session id, file, started, ended) once a recording file is complete.
@@ -57,6 +58,7 @@ class MediaServer:
         on_recording: OnRecording | None = None,
     ) -> None:
         hooks.check_internals()  # refuse to start on an aiortc whose internals moved
+        hooks.defer_bandwidth_estimators()  # viewers' send-only m-lines never need one
         if NativeViewers.create() is None:
             logger.warning(
                 "media: the C fan-out (streaming/_fanout.c) is not available (built without a C "
@@ -73,6 +75,7 @@ class MediaServer:
                 for server in ice_servers
             ]
         )
+        self._certificate = hooks.ServerCertificate.generateCertificate()
         self._recordings_dir = pathlib.Path(recordings_dir)
         self._max_peers = max_peers_per_person
         self._max_sdp_bytes = max_sdp_bytes
@@ -128,6 +131,7 @@ class MediaServer:
             person_id=person_id,
             connection_id=connection_id,
             configuration=self._configuration,
+            certificate=self._server_certificate(),
         )
         self._register(peer)
         try:
@@ -154,17 +158,26 @@ class MediaServer:
             connection_id=connection_id,
             sees_green_room=sees_green_room,
             configuration=self._configuration,
+            certificate=self._server_certificate(),
         )
         self._register(peer)
         stage.viewers[peer.id] = peer
         try:
+            await asyncio.sleep(0)  # a peer connection's set-up (its DTLS key) was CPU
             async with peer.lock:
-                peer.apply(stage.wanted_for(peer))
+                await peer.apply(stage.wanted_for(peer))
                 sdp = await peer.offer()
         except BaseException:
             await self._drop(peer)
             raise
         return {"peer_id": peer.id, "sdp": sdp, "tracks": peer.describe_tracks()}
+
+    def _server_certificate(self) -> hooks.ServerCertificate:
+        """The DTLS certificate every new peer connection presents: one for the server, renewed
+        a day before it expires (aiortc makes them for 30 days)."""
+        if self._certificate.expires - datetime.now(UTC) < CERTIFICATE_RENEWED_BEFORE:
+            self._certificate = hooks.ServerCertificate.generateCertificate()
+        return self._certificate
 
     async def answer(self, *, connection_id: str, peer_id: str, sdp: str) -> None:
         """The client's answer to an offer the server made on a viewing connection."""

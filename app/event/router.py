@@ -14,6 +14,7 @@ from app.deps import (
     Client,
     CurrentOrganiser,
     DbSession,
+    Live,
     MaybePrincipal,
 )
 from app.event import service
@@ -61,10 +62,12 @@ async def read_event_settings(event_id: str, db: DbSession, organiser: CurrentOr
 
 @router.patch("/{event_id}", response_model=EventAdmin)
 async def update_event(
-    event_id: str, body: EventUpdate, db: DbSession, organiser: CurrentOrganiser
+    event_id: str, body: EventUpdate, db: DbSession, organiser: CurrentOrganiser, live: Live
 ):
     event = await service.get_owned_event(db, event_id=event_id, organiser=organiser)
-    return await service.update_event(db, event=event, data=body)
+    updated = await service.update_event(db, event=event, data=body)
+    await live.settings_changed(event_id=event.id)
+    return updated
 
 
 @router.get("/{event_id}/agenda", response_model=Agenda)
