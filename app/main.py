@@ -31,6 +31,7 @@ from chat.redis_link import open_link
 from chat.router import router as live_router
 from chat.stage import media_offers, offer_deliverer
 from chat.stage_hosts import open_stage_hosts
+from streaming.local_media import LocalMedia
 from streaming.server import MediaServer
 
 
@@ -105,7 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Which process hosts each session's stage (this one, or another over Redis).
             app.state.stages = await stack.enter_async_context(
                 open_stage_hosts(
-                    app.state.link, app.state.media, offer_deliverer(lambda: app.state.live)
+                    app.state.link,
+                    LocalMedia(app.state.media),
+                    offer_deliverer(lambda: app.state.live),
                 )
             )
             app.state.live = await stack.enter_async_context(

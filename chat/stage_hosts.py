@@ -38,7 +38,7 @@ from streaming.port import (
     Command,
     Describe,
     EndSession,
-    LocalMedia,
+    LocalMediaPort,
     Mute,
     OfferToViewer,
     Outcome,
@@ -53,7 +53,6 @@ from streaming.port import (
     encode_error,
     encode_result,
 )
-from streaming.server import MediaServer
 
 log = logging.getLogger("dais.chat.stage_hosts")
 
@@ -82,9 +81,8 @@ class StageHosts:
     stage, here or elsewhere, and its `Outcome` carries the stage as the host has it afterwards,
     so what the gateway announces is always the host's view."""
 
-    def __init__(self, media: MediaServer, deliver: Deliver, link: Link | None = None) -> None:
-        self.media = media
-        self.local = LocalMedia(media)
+    def __init__(self, local: LocalMediaPort, deliver: Deliver, link: Link | None = None) -> None:
+        self.local = local  # this process's media server, through the port
         self.node = uuid.uuid4().hex
         self._deliver = deliver
         self._link = link
@@ -199,7 +197,7 @@ class StageHosts:
             for session_id in list(self._hosted):
                 key = HOST_KEY.format(session_id)
                 try:
-                    if not self.media.hosts(session_id):
+                    if not self.local.hosts(session_id):
                         self._hosted.discard(session_id)
                         await self._redis.eval(_RELEASE, 1, key, self.node)
                     elif not await self._redis.eval(_RENEW, 1, key, self.node, LEASE_MS):
@@ -276,14 +274,14 @@ class StageHosts:
 
 @asynccontextmanager
 async def open_stage_hosts(
-    link: Link, media: MediaServer, deliver: Deliver
+    link: Link, local: LocalMediaPort, deliver: Deliver
 ) -> AsyncIterator[StageHosts]:
     """Stage hosting for this process on its link: local only without Redis (`memory://`),
     relayed over Redis otherwise (subscribed before it is returned); leases released on exit."""
     if link.redis is None:
-        yield StageHosts(media, deliver)
+        yield StageHosts(local, deliver)
         return
-    hosts = StageHosts(media, deliver, link)
+    hosts = StageHosts(local, deliver, link)
     await link.subscribe(NODE_CHANNEL.format(hosts.node), hosts._received)
     renewing = asyncio.create_task(hosts._renew(), name="dais-stage-leases")
     try:

@@ -1,6 +1,7 @@
 """WebRTC media for Dais: an RTP-level forwarder (SFU) and session recorder built on aiortc."""
 
 from .errors import MediaError
+from .local_media import LocalMedia
 from .port import (
     Answer,
     Answered,
@@ -9,7 +10,7 @@ from .port import (
     Command,
     Describe,
     EndSession,
-    LocalMedia,
+    LocalMediaPort,
     MediaPort,
     Mute,
     Offer,
@@ -33,6 +34,7 @@ __all__ = [
     "Describe",
     "EndSession",
     "LocalMedia",
+    "LocalMediaPort",
     "MediaError",
     "MediaPort",
     "MediaServer",

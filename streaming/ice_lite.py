@@ -12,7 +12,7 @@ aioice 0.13 has no lite mode. `serve_ice_lite(pc)` makes every ICE connection of
 `RTCPeerConnection` an `IceLiteConnection` as aiortc creates it, and aiortc's SDP say so; client
 peer connections in the same process (tests, the benchmark) keep full ICE. The aioice attributes
 `IceLiteConnection` relies on are listed in `aiortc_hooks.ICE_LITE_CONNECTION_ATTRIBUTES`, and
-`aiortc_hooks.check_internals()` checks them, and checks ICE-lite by behaviour: its own server
+`internals_check.check_internals()` checks them, and checks ICE-lite by behaviour: its own server
 peer connection is lite and must connect.
 """
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer
 
 from . import aiortc_hooks as hooks
+from . import internals_check
 from .errors import (
     BAD_KIND,
     BAD_SDP,
@@ -57,7 +58,7 @@ class MediaServer:
         reconnect_grace: float = 30.0,
         on_recording: OnRecording | None = None,
     ) -> None:
-        hooks.check_internals()  # refuse to start on an aiortc whose internals moved
+        internals_check.check_internals()  # refuse to start on an aiortc whose internals moved
         hooks.defer_bandwidth_estimators()  # viewers' send-only m-lines never need one
         if NativeViewers.create() is None:
             logger.warning(

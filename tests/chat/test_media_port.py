@@ -30,6 +30,7 @@ from streaming import (
     Closed,
     Command,
     Describe,
+    LocalMedia,
     MediaServer,
     Mute,
     Offer,
@@ -82,7 +83,9 @@ async def processes(tmp_path: Path) -> AsyncIterator[list[Process]]:
 
             media = MediaServer(ice_servers=[], recordings_dir=tmp_path / name, on_offer=on_offer)
             stack.push_async_callback(media.close)
-            hosts = await stack.enter_async_context(open_stage_hosts(link, media, deliver))
+            hosts = await stack.enter_async_context(
+                open_stage_hosts(link, LocalMedia(media), deliver)
+            )
             process.append(hosts)
             made.append(Process(link, hosts, offers))
         yield made
@@ -111,8 +114,8 @@ async def test_a_viewer_on_one_process_watches_a_stage_hosted_on_another_in_type
         )
         assert isinstance(watched.result, Offer) and watched.result.sdp.startswith("v=0")
         assert isinstance(watched.stage, StageSnapshot) and watched.stage.viewers == 1
-        assert b.hosts.media.snapshot(session).viewers == 1
-        assert a.hosts.media.snapshot(session).viewers == 0  # A holds nothing of it
+        assert b.hosts.local.server.snapshot(session).viewers == 1
+        assert a.hosts.local.server.snapshot(session).viewers == 0  # A holds nothing of it
 
         async def answer(sdp: str) -> None:
             answered = await a.hosts.run(
@@ -235,7 +238,7 @@ async def test_the_relay_runs_only_the_ports_own_commands(
     finally:
         await pubsub.aclose()
     # The stage on B is as it was: Ada is still live.
-    assert b.hosts.media.snapshot(session).live == ("ada",)
+    assert b.hosts.local.server.snapshot(session).live == ("ada",)
 
 
 async def _next_message(pubsub: Any) -> dict[str, Any]:
@@ -265,7 +268,7 @@ async def test_one_link_carries_the_event_bus_and_stage_hosting(
             delivered: list[Envelope] = []
             async with (
                 open_bus(link, delivered.append) as bus,
-                open_stage_hosts(link, media, lambda offer: False) as hosts,
+                open_stage_hosts(link, LocalMedia(media), lambda offer: False) as hosts,
             ):
                 envelope = Envelope("frame", session, "all", 7, '{"type": "x"}')
                 await bus.publish(envelope)

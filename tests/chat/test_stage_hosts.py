@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from chat import stage_hosts
 from chat.redis_link import open_link
 from chat.stage_hosts import HOST_KEY, NODE_CHANNEL, StageHosts, open_stage_hosts
-from streaming import Describe, MediaServer, Mute, SetLive
+from streaming import Describe, LocalMedia, MediaServer, Mute, SetLive
 from streaming.errors import MediaError
 from tests.conftest import REDIS_URL
 
@@ -37,7 +37,9 @@ async def processes(tmp_path: Path) -> AsyncIterator[list[StageHosts]]:
             media = MediaServer(ice_servers=[], recordings_dir=tmp_path / name, send=_no_send)
             stack.push_async_callback(media.close)
             made.append(
-                await stack.enter_async_context(open_stage_hosts(link, media, lambda offer: False))
+                await stack.enter_async_context(
+                    open_stage_hosts(link, LocalMedia(media), lambda offer: False)
+                )
             )
         yield made
 
@@ -62,8 +64,8 @@ async def test_the_first_process_asked_hosts_the_stage_and_the_other_relays_to_i
     assert stage.live == ("ada",)
     stage = (await a.run(Mute(session, person_id="ada", kind="video", muted=True))).stage
     assert stage.presenters[0].muted_kinds() == {"audio": False, "video": True}
-    assert b.media.stage(session)["publishers"][0]["muted"]["video"] is True
-    assert a.media.stage(session)["live"] == []  # A holds nothing of it
+    assert b.local.server.stage(session)["publishers"][0]["muted"]["video"] is True
+    assert a.local.server.stage(session)["live"] == []  # A holds nothing of it
 
     # The host's refusals come back as the same domain errors, with their codes.
     with pytest.raises(MediaError) as refused:
@@ -88,7 +90,7 @@ async def test_a_host_that_is_gone_is_replaced_and_one_that_does_not_answer_is_r
     await a.run(SetLive(gone, person_id="bea", live=True))
     assert await redis.get(HOST_KEY.format(gone)) == a.node
     # The new host started from the stage as it was kept: Ada live with her audio muted.
-    (ada, bea) = a.media.stage(gone)["publishers"]
+    (ada, bea) = a.local.server.stage(gone)["publishers"]
     assert ada["person_id"] == "ada" and ada["live"] and ada["muted"]["audio"]
     assert bea["person_id"] == "bea" and bea["live"]
 
@@ -111,7 +113,7 @@ async def test_one_process_runs_every_call_itself_without_redis(tmp_path: Path) 
     try:
         async with (
             open_link("memory://") as link,
-            open_stage_hosts(link, media, lambda offer: False) as hosts,
+            open_stage_hosts(link, LocalMedia(media), lambda offer: False) as hosts,
         ):
             session = new_session()
             stage = (await hosts.run(SetLive(session, person_id="x", live=True))).stage

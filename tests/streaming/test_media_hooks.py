@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender
 
-from streaming import MediaServer, aiortc_hooks
+from streaming import MediaServer, aiortc_hooks, internals_check
 from streaming.forwarder import ForwardedPacket, ViewerSlot
 from streaming.payloads import h264_keyframe_start, vp8_frame_size, vp8_keyframe_start
 
@@ -17,7 +17,7 @@ from streaming.payloads import h264_keyframe_start, vp8_frame_size, vp8_keyframe
 @pytest.fixture
 def unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget that this process's aiortc passed the behavioural check, so it runs again."""
-    monkeypatch.setattr(aiortc_hooks, "_behaviour_checked", False)
+    monkeypatch.setattr(internals_check, "_behaviour_checked", False)
 
 
 def test_the_hooks_pass_real_packets_between_two_peers(unchecked: None) -> None:
@@ -25,8 +25,8 @@ def test_the_hooks_pass_real_packets_between_two_peers(unchecked: None) -> None:
     hands packets to the hook, RtpOutput sends them back, the client decodes them and NACKs the
     one left out, a PLI reaches the publisher's hooked sender, Sender Report figures are what
     aiortc reports, and the C fan-out sends with the names Python gives it."""
-    aiortc_hooks.check_internals()
-    assert aiortc_hooks._behaviour_checked
+    internals_check.check_internals()
+    assert internals_check._behaviour_checked
 
 
 def test_a_changed_aiortc_fails_loudly(
@@ -41,7 +41,7 @@ def test_a_changed_aiortc_fails_loudly(
     monkeypatch.setattr(RTCRtpReceiver, "_handle_rtp_packet", handle_rtp_packet)
     monkeypatch.setattr(RTCRtpSender, "_handle_rtcp_packet", no_keyframes)
     with pytest.raises(aiortc_hooks.AiortcInternalsChanged) as changed:
-        aiortc_hooks.check_internals()
+        internals_check.check_internals()
     assert "hook_receiver" in str(changed.value)
     # The source-text diagnostics say why, in the log.
     logged = caplog.text
@@ -62,7 +62,7 @@ def test_a_name_the_c_fan_out_is_given_is_checked_by_what_it_does(
     names[4] = "_RTCRtpSender__packets"  # as if aiortc had renamed its packet count
     monkeypatch.setattr(aiortc_hooks, "SENDER_ATTRIBUTES", tuple(names))
     with pytest.raises(aiortc_hooks.AiortcInternalsChanged) as changed:
-        aiortc_hooks.check_internals()
+        internals_check.check_internals()
     assert "Sender Report figures" in str(changed.value)
 
 
