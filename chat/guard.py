@@ -56,6 +56,7 @@ from chat.room_cache import (
     FORGET,
     EventSettings,
     RoomCache,
+    RoomSettings,
     Sanctions,
     SessionSettings,
     forget_room,
@@ -129,13 +130,14 @@ class OnSocket:
 
 @dataclass
 class Context(OnSocket, Generic[G]):
-    """What a handler works with: the socket, a database session, the room as loaded now, and
-    the session's and event's settings as kept (chat/room_cache.py)."""
+    """What a handler works with: the socket, a database session, and the room's, session's and
+    event's settings and the room's sanctions as kept (chat/room_cache.py). A handler that
+    changes the room's own settings loads its row (`room_row`) and says so (`room_changed`)."""
 
     gateway: G
     conn: Connection
     db: AsyncSession
-    room: Room
+    room: RoomSettings
     session: SessionSettings
     event: EventSettings
     sanctions: Sanctions
@@ -147,6 +149,17 @@ class Context(OnSocket, Generic[G]):
     def staff(self) -> bool:
         return self.conn.staff
 
+    async def room_row(self) -> Room:
+        """The room's row, read now in this transaction, to change its settings."""
+        room = await self.db.get(Room, self.session_id, populate_existing=True)
+        if room is None:
+            raise NotFound("session.not_found", "This session no longer exists.")
+        return room
+
+    def room_changed(self) -> None:
+        """The room's lock, slow mode or pinned question changed: forgotten as sanctions are."""
+        self.published.insert(0, forget_room(self.session_id))
+
     async def record(
         self, event: Event, *, audience: str = ALL, subject_id: str | None = None
     ) -> None:
@@ -155,7 +168,7 @@ class Context(OnSocket, Generic[G]):
         Call after the handler's other writes: the room's counter row is locked until commit."""
         seq = await self.db.scalar(
             update(Room)
-            .where(Room.session_id == self.room.session_id)
+            .where(Room.session_id == self.session_id)
             .values(last_seq=Room.last_seq + 1)
             .returning(Room.last_seq)
         )
@@ -164,7 +177,7 @@ class Context(OnSocket, Generic[G]):
         frame = event.model_dump_json()
         self.db.add(
             RoomEvent(
-                session_id=self.room.session_id,
+                session_id=self.session_id,
                 seq=seq,
                 type=event.type,
                 audience=audience,
@@ -172,30 +185,28 @@ class Context(OnSocket, Generic[G]):
                 frame=frame,
             )
         )
-        self.published.append(Envelope("frame", self.room.session_id, audience, seq, frame))
+        self.published.append(Envelope("frame", self.session_id, audience, seq, frame))
 
     def signal(self, event: Event, *, audience: str = ALL) -> None:
         """Broadcast after the commit without a seq or storage (reactions, stage signals)."""
         frame = event.model_dump_json()
-        self.published.append(Envelope("frame", self.room.session_id, audience, None, frame))
+        self.published.append(Envelope("frame", self.session_id, audience, None, frame))
 
     def sanctions_changed(self) -> None:
         """Someone was muted, unmuted or removed: every process forgets the room's sanctions
         once this commits (this one before the next action of the room). First on the bus, so
         a process has forgotten before it delivers what the change broadcasts."""
-        self.published.insert(0, forget_room(self.room.session_id))
+        self.published.insert(0, forget_room(self.session_id))
 
     def kick(self, person_id: str, reason: str = "room.removed") -> None:
         """Close the person's sockets in this room, in every process, after the commit."""
-        self.published.append(
-            Envelope("kick", self.room.session_id, person(person_id), None, reason)
-        )
+        self.published.append(Envelope("kick", self.session_id, person(person_id), None, reason))
 
     async def withdraw(self, subject_id: str) -> None:
         """Leave earlier events about `subject_id` out of replay, and forget their text."""
         await self.db.execute(
             update(RoomEvent)
-            .where(RoomEvent.session_id == self.room.session_id, RoomEvent.subject_id == subject_id)
+            .where(RoomEvent.session_id == self.session_id, RoomEvent.subject_id == subject_id)
             .values(withdrawn=True, frame="")
         )
 
@@ -331,14 +342,17 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
             if conn.closing is not None:
                 # Closed by the server while waiting (revoked, removed): its close code says why.
                 return
-            result, published = await _run(gateway, conn, handler, action)
-            for envelope in published:
-                if envelope.kind == FORGET:  # here at once; other processes by the bus
-                    gateway.cache.forget(envelope)
-            # Persisted; now acknowledge, then broadcast.
-            conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
-            for envelope in published:
-                await gateway.bus.publish(envelope)
+            # The database session ends after the acknowledgement and the broadcast: giving its
+            # connection back to the pool is one more round trip (a rollback), needed by no one.
+            async with gateway.sessionmaker() as db:
+                result, published = await _run(db, gateway, conn, handler, action)
+                for envelope in published:
+                    if envelope.kind == FORGET:  # here at once; other processes by the bus
+                        gateway.cache.forget(envelope)
+                # Persisted; now acknowledge, then broadcast.
+                conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
+                for envelope in published:
+                    await gateway.bus.publish(envelope)
     except DomainError as error:
         conn.reply(error_frame(error, request_id))
         refused = isinstance(error, Unauthorized | Forbidden | NotFound)
@@ -380,27 +394,24 @@ def _refused(gateway: LiveGateway, conn: Connection) -> None:
 
 
 async def _run(
-    gateway: LiveGateway, conn: Connection, handler: Handler, action: Action
+    db: AsyncSession, gateway: LiveGateway, conn: Connection, handler: Handler, action: Action
 ) -> tuple[Result, list[Envelope]]:
-    async with gateway.sessionmaker() as db:
-        facts = await gateway.cache.facts(db, conn.session_id)
-        if facts.sanctions.is_removed(conn.person_id):
-            raise Forbidden("room.removed", "You have been removed from this room.")
-        room = await db.get(Room, conn.session_id)
-        if room is None:
-            raise NotFound("session.not_found", "This session no longer exists.")
-        ctx = Context(gateway, conn, db, room, facts.session, facts.event, facts.sanctions)
-        if conn.role not in handler.permission:
-            await _audit(db, ctx, handler, action, outcome="forbidden")
-            await db.commit()
-            raise Forbidden("auth.forbidden", "You may not do this here.")
-        if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
-            raise RateLimited("rate_limited", "Slow down a little.")
-        result = await handler.fn(ctx, action)
-        if handler.audited:
-            await _audit(db, ctx, handler, action, outcome="done")
+    """Check and run a room action in `db`'s transaction, and commit it."""
+    facts = await gateway.cache.facts(db, conn.session_id)
+    if facts.sanctions.is_removed(conn.person_id):
+        raise Forbidden("room.removed", "You have been removed from this room.")
+    ctx = Context(gateway, conn, db, facts.room, facts.session, facts.event, facts.sanctions)
+    if conn.role not in handler.permission:
+        await _audit(db, ctx, handler, action, outcome="forbidden")
         await db.commit()
-        return result, ctx.published
+        raise Forbidden("auth.forbidden", "You may not do this here.")
+    if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
+        raise RateLimited("rate_limited", "Slow down a little.")
+    result = await handler.fn(ctx, action)
+    if handler.audited:
+        await _audit(db, ctx, handler, action, outcome="done")
+    await db.commit()
+    return result, ctx.published
 
 
 _TARGETS = ("question_id", "message_id", "person_id", "poll_id")

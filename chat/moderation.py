@@ -139,15 +139,19 @@ async def remove(ctx: Context, action: PersonRemove) -> None:
 
 @live.action(RoomSlowMode, permission=Permission.moderate)
 async def slow_mode(ctx: Context, action: RoomSlowMode) -> None:
-    ctx.room.slow_mode_seconds = action.seconds
+    room = await ctx.room_row()
+    room.slow_mode_seconds = action.seconds
     ctx.audit_detail = f"seconds={action.seconds}"
     await ctx.db.flush()
-    await ctx.record(RoomChanged(room=room_state(ctx.room)), audience=ALL)
+    await ctx.record(RoomChanged(room=room_state(room)), audience=ALL)
+    ctx.room_changed()
 
 
 @live.action(RoomLock, permission=Permission.moderate)
 async def lock(ctx: Context, action: RoomLock) -> None:
-    ctx.room.locked = action.locked
+    room = await ctx.room_row()
+    room.locked = action.locked
     ctx.audit_detail = f"locked={action.locked}"
     await ctx.db.flush()
-    await ctx.record(RoomChanged(room=room_state(ctx.room)), audience=ALL)
+    await ctx.record(RoomChanged(room=room_state(room)), audience=ALL)
+    ctx.room_changed()

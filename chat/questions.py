@@ -115,8 +115,10 @@ async def reject(ctx: Context, action: QuestionReject) -> None:
         raise Conflict("question.rejected", "This question was rejected already.")
     was_public = question.status == QuestionStatus.approved
     question.status = QuestionStatus.rejected
-    if ctx.room.pinned_question_id == question.id:
-        ctx.room.pinned_question_id = None
+    room = await ctx.room_row()
+    if room.pinned_question_id == question.id:
+        room.pinned_question_id = None
+        ctx.room_changed()
     await ctx.withdraw(question.id)
     audience = ALL if was_public else f"{STAFF} {person(question.asker_id)}"
     await ctx.record(QuestionRejected(question_id=question.id), audience=audience, subject_id=None)
@@ -177,8 +179,9 @@ async def answer(ctx: Context, action: QuestionAnswer) -> None:
 async def pin(ctx: Context, action: QuestionPin) -> None:
     if action.question_id is not None:
         await get_question(ctx, action.question_id, approved=True)
-    ctx.room.pinned_question_id = action.question_id
+    (await ctx.room_row()).pinned_question_id = action.question_id
     await ctx.record(QuestionPinned(question_id=action.question_id), audience=ALL)
+    ctx.room_changed()
 
 
 @live.action(QuestionEdit, permission=Permission.moderate)

@@ -1,12 +1,14 @@
 """What every live action re-reads, kept per room in this process: the session's and the event's
-settings, and the room's sanctions (who is removed, who is muted until when).
+settings, the room's own (locked, slow mode, the pinned question) and its sanctions (who is
+removed, who is muted until when).
 
-A room action used to load the session, the event and the person's removal (and a chat post
-their mute) from the database before doing anything: four of a chat post's nine round trips.
+A room action used to load the room, the session, the event and the person's removal (and a chat
+post their mute) from the database before doing anything: five of a chat post's ten statements.
 Now they are read once per room and kept until they change. Invalidation is explicit:
 
-* a moderator's mute, unmute or removal (`Context.sanctions_changed`) forgets the room in this
-  process as soon as it is committed, and in every other process through the bus;
+* a moderator's mute, unmute or removal (`Context.sanctions_changed`), or a change to the room's
+  lock, slow mode or pinned question (`Context.room_changed`), forgets the room in this process as
+  soon as it is committed, and in every other process through the bus;
 * a session or event changed or deleted over HTTP (`Gateway.settings_changed`, which the API
   calls through `app.deps.LiveAccess`) forgets that session's room, or every room of the event,
   in every process;
@@ -33,7 +35,7 @@ from app.agenda.models import Session
 from app.errors import NotFound
 from app.event.models import Event
 from chat.bus import Envelope
-from chat.models import Sanction
+from chat.models import Room, Sanction
 from chat.roles import ALL
 
 KEEP_SECONDS = 30.0
@@ -63,6 +65,16 @@ class EventSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomSettings:
+    """The room's own settings, as actions read them; one that changes them loads the row
+    (`Context.room_row`)."""
+
+    locked: bool
+    slow_mode_seconds: int
+    pinned_question_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Sanctions:
     """The room's removals and mutes (a mute with no end lasts until it is lifted)."""
 
@@ -83,6 +95,7 @@ class Sanctions:
 class RoomFacts:
     session: SessionSettings
     event: EventSettings
+    room: RoomSettings
     sanctions: Sanctions
     loaded_at: float
 
@@ -158,7 +171,14 @@ async def _load(db: AsyncSession, session_id: str) -> RoomFacts:
             .where(Session.id == session_id)
         )
     ).one_or_none()
-    if row is None:
+    room = (
+        await db.execute(
+            select(Room.locked, Room.slow_mode_seconds, Room.pinned_question_id).where(
+                Room.session_id == session_id
+            )
+        )
+    ).one_or_none()
+    if row is None or room is None:  # the room is made as the first socket joins
         raise NotFound("session.not_found", "This session no longer exists.")
     rows = await db.execute(
         select(Sanction.person_id, Sanction.kind, Sanction.until).where(
@@ -184,6 +204,11 @@ async def _load(db: AsyncSession, session_id: str) -> RoomFacts:
             id=row.event_id,
             word_filter=tuple(row.word_filter or ()),
             attendees_see_each_other=row.attendees_see_each_other,
+        ),
+        room=RoomSettings(
+            locked=room.locked,
+            slow_mode_seconds=room.slow_mode_seconds,
+            pinned_question_id=room.pinned_question_id,
         ),
         sanctions=Sanctions(frozenset(removed), MappingProxyType(mutes)),
         loaded_at=time.monotonic(),

@@ -17,6 +17,17 @@ from tests.chat.conftest import Live, Server, ServerFactory, World
 from tests.conftest import REDIS_URL
 from tests.serving import dais_server
 
+# Enough chat for one story (the default allows 5 messages in 30 s).
+CHATTY = '{"chat": [100, 1.0]}'
+
+
+async def skip_to(live: Live, type_: str) -> dict[str, Any]:
+    """The next frame of `type_`, passing over any other before it."""
+    while True:
+        frame = await live.frame()
+        if frame["type"] == type_:
+            return frame
+
 
 def organiser_api(server: Server, world: World) -> httpx.AsyncClient:
     return httpx.AsyncClient(
@@ -42,15 +53,16 @@ def statements(server: Server) -> Iterator[list[str]]:
 
 def reads_settings(statement: str) -> bool:
     return statement.startswith("SELECT") and any(
-        f"FROM {table}" in statement for table in ("sessions", "events", "live_sanctions")
+        f"FROM {table}" in statement
+        for table in ("sessions", "events", "live_rooms", "live_sanctions")
     )
 
 
 async def test_a_chat_post_reads_no_settings_once_the_room_is_known(
     start_server: ServerFactory, world: World
 ) -> None:
-    """Ada posts five messages: after the first action of the room, no post reads the session,
-    the event or the sanctions again (one room row and the writes). The chair mutes Bea: her
+    """Ada posts five messages: after the first action of the room, no post reads the room, the
+    session, the event or the sanctions again (only writes). The chair mutes Bea: her
     next post is refused at once, and accepted again once she is unmuted."""
     server = await start_server(live_rate_limits={"chat": (100, 1.0)})
     ada = await Live.join(server, world.session_id, world.attendees[0])
@@ -106,11 +118,14 @@ async def test_changes_made_through_one_process_reach_rooms_on_another(
 ) -> None:
     """Two `dais serve` processes over Redis. Ada's socket is on the second; the chair and the
     organiser act through the first. Each change is seen by Ada's next action on the second
-    process: a mute and an unmute by the chair, and the organiser's session and event settings."""
+    process: a mute and an unmute by the chair, the organiser's session and event settings, and
+    slow mode turned on and off by the chair."""
     with ExitStack() as stack:
         first, second = (
             Server(
-                url=stack.enter_context(dais_server(database_url, tmp_path, bus_url=REDIS_URL)),
+                url=stack.enter_context(
+                    dais_server(database_url, tmp_path, bus_url=REDIS_URL, live_rate_limits=CHATTY)
+                ),
                 settings=None,
                 app=None,
             )  # type: ignore[arg-type]  # noqa: E501
@@ -142,3 +157,13 @@ async def test_changes_made_through_one_process_reach_rooms_on_another(
             )
             assert changed.status_code == 200, changed.text
         assert (await ada.ok("chat.send", text="spyware"))["held"] is True
+
+        # The chair turns slow mode on through the first process: Ada's next message on the
+        # second is refused, and her first after the chair turns it off again is posted.
+        await chair.ok("room.slow_mode", seconds=60)
+        await skip_to(ada, "room.changed")
+        refused = await ada.request("chat.send", text="too soon")
+        assert refused["code"] == "rate_limited"
+        await chair.ok("room.slow_mode", seconds=0)
+        await skip_to(ada, "room.changed")
+        await ada.ok("chat.send", text="no slow mode")
