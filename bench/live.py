@@ -9,6 +9,14 @@ delivery latency. Two phases: every socket reading, then 5% of the sockets not r
     .venv/bin/python bench/live.py --sockets 5000 --seconds 20
 
 The last line reads `sockets=N deliveries_per_cpu_s=N p99_ms=N stalled_rss_growth_mb=N`.
+
+With `--signalling-storm VIEWERS` it measures something else instead: a chat message's round trip
+while VIEWERS attendees of the same room call `media.watch` at once, the chair live with a camera
+and a microphone (issue 10's target: p99 under 50 ms for 50 viewers).
+
+    .venv/bin/python bench/live.py --sockets 60 --signalling-storm 50
+
+Its last line reads `viewers=N chat_p99_ms=N chat_alone_p99_ms=N watch_max_ms=N`.
 """
 
 from __future__ import annotations
