@@ -370,7 +370,7 @@ async def _signal(gateway: LiveGateway, conn: Connection, handler: Handler, acti
     if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
         raise RateLimited("rate_limited", "Slow down a little.")
     ctx = SignalContext(gateway, conn)
-    # The media work itself goes one negotiation at a time (streaming/port.py's LocalMedia),
+    # The media work itself goes one negotiation at a time (streaming/local_media.py's LocalMedia),
     # so a burst of them leaves the loop to the rooms; a call relayed to another process holds
     # nothing here while it waits.
     result = await handler.fn(ctx, action)
