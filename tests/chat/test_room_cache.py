@@ -9,11 +9,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import event
 
 from tests.chat.conftest import Live, Server, ServerFactory, World
+from tests.chat.test_revocation import organiser_api
 from tests.conftest import REDIS_URL
 from tests.serving import dais_server
 
@@ -27,12 +27,6 @@ async def skip_to(live: Live, type_: str) -> dict[str, Any]:
         frame = await live.frame()
         if frame["type"] == type_:
             return frame
-
-
-def organiser_api(server: Server, world: World) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=server.url, headers={"Authorization": f"Bearer {world.organiser}"}
-    )
 
 
 @contextmanager
