@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     live_queue_frames: int = 256
     live_replay_events: int = 1000
     live_history_messages: int = 50
+    # A room holding this many actions not yet applied answers new ones `room.busy` (chat/writer.py).
+    live_room_queue_actions: int = 500
     live_purge_every_seconds: float = 3600.0
     # How often each process stores how many people are in each of its rooms.
     live_attendance_every_seconds: float = 60.0
@@ -44,6 +46,8 @@ class Settings(BaseSettings):
             "question": (3, 6.0),
             "vote": (20, 120.0),
             "reaction": (10, 120.0),
+            # Pages of older history (`room.history`).
+            "history": (10, 60.0),
             # WebRTC signalling: publish, watch and answers to the server's renegotiations.
             "signal": (20, 120.0),
             # Refused actions (forbidden, unknown or malformed); see chat/limits.py.

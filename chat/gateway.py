@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket
 
@@ -32,13 +32,14 @@ from chat import service
 from chat.attendance import Sampler
 from chat.bus import Bus, Envelope, open_bus
 from chat.connection import Connection
-from chat.guard import LiveRouter, dispatch
+from chat.guard import Handler, LiveRouter, dispatch
 from chat.limits import RateLimits
 from chat.protocol import (
     CLOSE_POLICY,
     CLOSE_REASON_REVOKED,
     CLOSE_TOO_BIG,
     CLOSE_TRY_AGAIN,
+    Action,
     JoinResult,
     Ok,
     ResyncRequired,
@@ -50,18 +51,20 @@ from chat.redis_link import Link, open_link
 from chat.roles import ALL, person
 from chat.room_cache import FORGET, RoomCache, forget_event, forget_room
 from chat.rooms import Rooms
+from chat.writer import Writers, count_changes
 
 log = logging.getLogger("dais.chat")
 
 CLOSE_GRACE_SECONDS = 5.0
+WRITERS_DRAIN_SECONDS = 10.0
 
 
 def live_handlers() -> LiveRouter:
     """Every module's handlers. A new module (e.g. `chat/stage.py`) is added here."""
-    from chat import messages, moderation, polls, questions, stage
+    from chat import history, messages, moderation, polls, questions, stage
 
     handlers = LiveRouter()
-    for module in (messages, questions, polls, moderation, stage):
+    for module in (messages, questions, polls, moderation, stage, history):
         handlers.include(module.live)
     return handlers
 
@@ -97,8 +100,13 @@ class Gateway:
         self.throttles = throttles
         self.cache = cache or RoomCache()
         self.attendance = Sampler(rooms, sessionmaker)
+        # Each room's actions, applied in batches (chat/writer.py).
+        self.writers = Writers(self, limit=settings.live_room_queue_actions)
         # The application's state, for handlers that need other long-lived objects (media).
         self.state = state
+
+    def submit(self, conn: Connection, handler: Handler, action: Action) -> asyncio.Future[None]:
+        return self.writers.submit(conn, handler, action)
 
     def send(self, connection_id: str, message: Any) -> bool:
         """Push one frame (an Event model or a serialized string) to one socket of this process."""
@@ -315,6 +323,9 @@ async def open_gateway(
     async with AsyncExitStack() as stack:
         rooms = Rooms()
         cache = RoomCache()
+        engine = sessionmaker.kw["bind"]
+        listener = count_changes(engine)
+        stack.callback(event.remove, engine.sync_engine, "after_cursor_execute", listener)
         if link is None:
             link = await stack.enter_async_context(open_link(settings.bus_url))
         # A lost link may have lost invalidations too.
@@ -351,6 +362,8 @@ async def open_gateway(
         try:
             yield gateway
         finally:
+            # What sockets queued is applied before the process stops.
+            await gateway.writers.drain(WRITERS_DRAIN_SECONDS)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,14 +1,17 @@
-"""Handler registry and the guard every action passes: load the room, check the permission,
-apply the rate limit, run the handler, commit, acknowledge, then broadcast.
+"""Handler registry and the guard every action passes: check the permission and the rate limit,
+then hand the action to its room's writer (chat/writer.py), which runs it with others in one
+transaction, commits, acknowledges, then broadcasts. Signals and reads are answered here.
 
-Domain errors become error frames here and only here (`error_frame`).
+Domain errors become error frames here and only here (`error_frame`, `answer_error`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -35,7 +38,6 @@ from chat.protocol import (
     Error,
     Event,
     JoinResult,
-    Ok,
     RequestId,
     RoomJoin,
     parse_action,
@@ -53,7 +55,6 @@ from chat.roles import (
     person,
 )
 from chat.room_cache import (
-    FORGET,
     EventSettings,
     RoomCache,
     RoomSettings,
@@ -99,6 +100,10 @@ class LiveGateway(Protocol):
 
     async def join(self, conn: Connection, action: RoomJoin) -> None: ...
 
+    def submit(self, conn: Connection, handler: Handler, action: Action) -> asyncio.Future[None]:
+        """Queue a room action on its room's writer (`room.busy` when the room is full); the
+        future resolves once the writer has answered it."""
+
 
 # A context is typed by the gateway it was made by; handlers name `Context` and see a
 # `LiveGateway`'s worth of it.
@@ -141,7 +146,9 @@ class Context(OnSocket, Generic[G]):
     session: SessionSettings
     event: EventSettings
     sanctions: Sanctions
-    published: list[Envelope] = field(default_factory=list)
+    # What goes out once the batch commits, in order: envelopes, and room events that get their
+    # seq when the batch is numbered (`Recorded`).
+    published: list[Envelope | Recorded] = field(default_factory=list)
     audit_target: str | None = None
     audit_detail: str | None = None
 
@@ -163,29 +170,9 @@ class Context(OnSocket, Generic[G]):
     async def record(
         self, event: Event, *, audience: str = ALL, subject_id: str | None = None
     ) -> None:
-        """Number `event` in the room, store it for replay and broadcast it after the commit.
-
-        Call after the handler's other writes: the room's counter row is locked until commit."""
-        seq = await self.db.scalar(
-            update(Room)
-            .where(Room.session_id == self.session_id)
-            .values(last_seq=Room.last_seq + 1)
-            .returning(Room.last_seq)
-        )
-        assert seq is not None
-        event.seq = seq
-        frame = event.model_dump_json()
-        self.db.add(
-            RoomEvent(
-                session_id=self.session_id,
-                seq=seq,
-                type=event.type,
-                audience=audience,
-                subject_id=subject_id,
-                frame=frame,
-            )
-        )
-        self.published.append(Envelope("frame", self.session_id, audience, seq, frame))
+        """A room event: numbered with the rest of its batch, stored for replay and broadcast
+        once the batch commits (chat/writer.py)."""
+        self.published.append(Recorded(event, audience, subject_id))
 
     def signal(self, event: Event, *, audience: str = ALL) -> None:
         """Broadcast after the commit without a seq or storage (reactions, stage signals)."""
@@ -209,6 +196,26 @@ class Context(OnSocket, Generic[G]):
             .where(RoomEvent.session_id == self.session_id, RoomEvent.subject_id == subject_id)
             .values(withdrawn=True, frame="")
         )
+
+
+@dataclass(slots=True)
+class Recorded:
+    """A room event a handler recorded, waiting for its seq; `envelope` once numbered."""
+
+    event: Event
+    audience: str
+    subject_id: str | None
+    envelope: Envelope | None = None
+
+
+@dataclass
+class ReadContext(OnSocket, Generic[G]):
+    """What a read handler works with: the joined socket and a database session of its own. No
+    room lock, no writer: a read changes nothing."""
+
+    gateway: G
+    conn: Connection
+    db: AsyncSession
 
 
 @dataclass
@@ -235,6 +242,11 @@ class Handler:
     rate: str | None
     # A signal (WebRTC signalling) runs beside the room's ordered actions: see `SignalContext`.
     signal: bool = False
+    # A read (older history) changes nothing: answered at once, see `ReadContext`.
+    read: bool = False
+    # An action with effects outside the database (the media server) is applied in a batch of
+    # its own, so no other action's failure can roll it back and run it again.
+    alone: bool = False
 
     @property
     def audited(self) -> bool:
@@ -264,23 +276,27 @@ class LiveRouter:
         *,
         permission: frozenset[Role] = Permission.attend,
         rate: str | None = None,
+        alone: bool = False,
     ) -> Callable[[HandlerFn], HandlerFn]:
-        return self._register(model, permission, rate, signal=False)
+        return self._register(Handler("", model, _unset, permission, rate, alone=alone))
 
     def signal(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
         """Register a signal: anyone in the room may send it (the handler refuses what it must),
-        rate-limited, answered without the room's lock or a database transaction."""
-        return self._register(model, Permission.attend, rate, signal=True)
+        rate-limited, answered without the room's writer or a database transaction."""
+        return self._register(Handler("", model, _unset, Permission.attend, rate, signal=True))
 
-    def _register(
-        self, model: type[Action], permission: frozenset[Role], rate: str | None, *, signal: bool
-    ) -> Callable[[HandlerFn], HandlerFn]:
-        type_ = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    def read(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
+        """Register a read: anyone in the room may send it (the handler refuses what it must),
+        rate-limited, answered at once from its own database session."""
+        return self._register(Handler("", model, _unset, Permission.attend, rate, read=True))
+
+    def _register(self, spec: Handler) -> Callable[[HandlerFn], HandlerFn]:
+        type_ = spec.model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
 
         def register(fn: HandlerFn) -> HandlerFn:
             if type_ in self.handlers:
                 raise ValueError(f"two handlers for {type_}")
-            self.handlers[type_] = Handler(type_, model, fn, permission, rate, signal)
+            self.handlers[type_] = replace(spec, name=type_, fn=fn)
             return fn
 
         return register
@@ -293,23 +309,53 @@ class LiveRouter:
         self.join_hooks += other.join_hooks
 
 
+async def _unset(ctx: Any, action: Any) -> Result:
+    raise NotImplementedError
+
+
+class RoomBusy(DomainError):
+    """The room's writer holds as many actions as it takes: send again after `retry_after_ms`."""
+
+    def __init__(self, retry_after_ms: int) -> None:
+        super().__init__("room.busy", "The room is very busy: this is sent again in a moment.")
+        self.retry_after_ms = retry_after_ms
+
+
 def error_frame(error: DomainError, request_id: RequestId | None) -> str:
     return Error(
-        id=request_id, code=error.code, message=error.message, field=error.field
-    ).model_dump_json()
+        id=request_id,
+        code=error.code,
+        message=error.message,
+        field=error.field,
+        retry_after_ms=error.retry_after_ms if isinstance(error, RoomBusy) else None,
+    ).model_dump_json(exclude=None if isinstance(error, RoomBusy) else {"retry_after_ms"})
 
 
-def _result(value: Result) -> dict[str, Any]:
+def answer_error(conn: Connection, error: DomainError, request_id: RequestId | None) -> None:
+    """Answer an action with its error; a refused join, or a removed person, is also closed."""
+    conn.reply(error_frame(error, request_id))
+    refused = isinstance(error, Unauthorized | Forbidden | NotFound)
+    if (refused and not conn.joined) or error.code == "room.removed":
+        conn.close(CLOSE_POLICY, error.code, flush=True)
+
+
+def ok_frame(request_id: RequestId, result: str) -> str:
+    """An `ok` reply around an already serialized result (a stored one, for a repeated key)."""
+    return f'{{"type":"ok","id":{json.dumps(request_id)},"result":{result}}}'
+
+
+def result_json(value: Result) -> str:
     if value is None:
-        return {}
+        return "{}"
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return value
+        return value.model_dump_json()
+    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
     """Handle one client frame: exactly one reply (`ok` or `error`) goes back, unless the
-    socket is closed meanwhile."""
+    socket is closed meanwhile. A room action is answered by its room's writer, after its batch
+    commits."""
     request_id = request_id_of(text)
     try:
         try:
@@ -331,44 +377,34 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
             _refused(gateway, conn)
             raise Invalid("request.unknown_type", "There is no such action.", field="type")
         if conn.role not in handler.permission:
-            # Counted before the room's lock and the database: a flood of refused actions
-            # past its limit costs neither, and never delays what others do in the room.
+            # Counted before the writer and the database: a flood of refused actions past its
+            # limit costs neither, and never delays what others do in the room. Within the
+            # limit it goes on to the writer, which audits the refusal.
             _refused(gateway, conn)
+        elif handler.rate and not gateway.limits.take(
+            handler.rate, conn.session_id, conn.person_id
+        ):
+            raise RateLimited("rate_limited", "Slow down a little.")
         if handler.signal:
             await _signal(gateway, conn, handler, action)
-            return
-        room = gateway.rooms.room(conn.session_id)
-        async with room.lock:
-            if conn.closing is not None:
-                # Closed by the server while waiting (revoked, removed): its close code says why.
-                return
-            # The database session ends after the acknowledgement and the broadcast: giving its
-            # connection back to the pool is one more round trip (a rollback), needed by no one.
-            async with gateway.sessionmaker() as db:
-                result, published = await _run(db, gateway, conn, handler, action)
-                for envelope in published:
-                    if envelope.kind == FORGET:  # here at once; other processes by the bus
-                        gateway.cache.forget(envelope)
-                # Persisted; now acknowledge, then broadcast.
-                conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
-                for envelope in published:
-                    await gateway.bus.publish(envelope)
+        elif handler.read:
+            await _read(gateway, conn, handler, action)
+        else:
+            # Answered by the writer once its batch commits. The socket waits for that before
+            # reading its next frame, so its replies come in the order of its frames; if it
+            # closes meanwhile, the action is applied all the same (chat/writer.py).
+            await asyncio.shield(gateway.submit(conn, handler, action))
     except DomainError as error:
-        conn.reply(error_frame(error, request_id))
-        refused = isinstance(error, Unauthorized | Forbidden | NotFound)
-        if (refused and not conn.joined) or error.code == "room.removed":
-            conn.close(CLOSE_POLICY, error.code, flush=True)
+        answer_error(conn, error, request_id)
     except Exception:
         log.exception("live action failed")
         conn.reply(error_frame(DomainError("server.error", "Something went wrong."), request_id))
 
 
 async def _signal(gateway: LiveGateway, conn: Connection, handler: Handler, action: Action) -> None:
-    """A signal: rate-limited, run, answered, then its broadcasts (stage changes) published."""
+    """A signal: run, answered, then its broadcasts (stage changes) published."""
     if conn.closing is not None:
         return
-    if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
-        raise RateLimited("rate_limited", "Slow down a little.")
     ctx = SignalContext(gateway, conn)
     # The media work itself goes one negotiation at a time (streaming/local_media.py's LocalMedia),
     # so a burst of them leaves the loop to the rooms; a call relayed to another process holds
@@ -376,9 +412,16 @@ async def _signal(gateway: LiveGateway, conn: Connection, handler: Handler, acti
     result = await handler.fn(ctx, action)
     if conn.closing is not None:
         return  # closed by the server meanwhile (revoked, removed): its close code says why
-    conn.reply(Ok(id=action.id, result=_result(result)).model_dump_json())
+    conn.reply(ok_frame(action.id, result_json(result)))
     for envelope in ctx.published:
         await gateway.bus.publish(envelope)
+
+
+async def _read(gateway: LiveGateway, conn: Connection, handler: Handler, action: Action) -> None:
+    """A read: run in a database session of its own and answered."""
+    async with gateway.sessionmaker() as db:
+        result = await handler.fn(ReadContext(gateway, conn, db), action)
+    conn.reply(ok_frame(action.id, result_json(result)))
 
 
 def _refused(gateway: LiveGateway, conn: Connection) -> None:
@@ -393,33 +436,13 @@ def _refused(gateway: LiveGateway, conn: Connection) -> None:
     raise RateLimited("rate_limited", "Too many refused actions; slow down.")
 
 
-async def _run(
-    db: AsyncSession, gateway: LiveGateway, conn: Connection, handler: Handler, action: Action
-) -> tuple[Result, list[Envelope]]:
-    """Check and run a room action in `db`'s transaction, and commit it."""
-    facts = await gateway.cache.facts(db, conn.session_id)
-    if facts.sanctions.is_removed(conn.person_id):
-        raise Forbidden("room.removed", "You have been removed from this room.")
-    ctx = Context(gateway, conn, db, facts.room, facts.session, facts.event, facts.sanctions)
-    if conn.role not in handler.permission:
-        await _audit(db, ctx, handler, action, outcome="forbidden")
-        await db.commit()
-        raise Forbidden("auth.forbidden", "You may not do this here.")
-    if handler.rate and not gateway.limits.take(handler.rate, conn.session_id, conn.person_id):
-        raise RateLimited("rate_limited", "Slow down a little.")
-    result = await handler.fn(ctx, action)
-    if handler.audited:
-        await _audit(db, ctx, handler, action, outcome="done")
-    await db.commit()
-    return result, ctx.published
-
-
 _TARGETS = ("question_id", "message_id", "person_id", "poll_id")
 
 
-async def _audit(
+async def audit(
     db: AsyncSession, ctx: Context, handler: Handler, action: Action, *, outcome: str
 ) -> None:
+    """Write a moderation action (done or refused) to the audit log."""
     target = ctx.audit_target or next(
         (getattr(action, name) for name in _TARGETS if getattr(action, name, None)), None
     )

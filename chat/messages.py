@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from app.db import utcnow
+from app.db import new_id, utcnow
 from app.errors import Forbidden, RateLimited
 from chat.guard import Context, LiveRouter, Permission
 from chat.models import Message, MessageStatus
@@ -67,8 +67,9 @@ def _aware(value: datetime | str) -> datetime:
 
 
 async def _store(ctx: Context, kind: str, text: str, status: str) -> Message:
-    """A message by the socket's person, added and flushed so it has its id."""
+    """A message by the socket's person, added (written with the rest of its batch)."""
     message = Message(
+        id=new_id(),
         session_id=ctx.session.id,
         author_id=ctx.person_id,
         author_name=ctx.conn.name,
@@ -79,7 +80,6 @@ async def _store(ctx: Context, kind: str, text: str, status: str) -> Message:
         created_at=utcnow(),
     )
     ctx.db.add(message)
-    await ctx.db.flush()
     return message
 
 

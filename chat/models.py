@@ -48,6 +48,23 @@ class RoomEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
+class ActionKey(Base):
+    """A client action's idempotency key, once applied, with the result it was answered: a resend
+    (the page sends unanswered actions again after reconnecting) gets that result and changes
+    nothing. Kept a day (`chat.service.purge_expired`)."""
+
+    __tablename__ = "live_action_keys"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The `ok` reply's result, as JSON.
+    result: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class MessageStatus:
     visible = "visible"
     held = "held"

@@ -3,9 +3,7 @@ results go to everyone when it closes."""
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
-
-from app.db import utcnow
+from app.db import new_id, utcnow
 from app.errors import Conflict, Invalid, NotFound
 from chat.guard import Context, LiveRouter, Permission
 from chat.models import Poll, PollVote
@@ -21,7 +19,7 @@ from chat.protocol import (
     PollVote as PollVoteAction,
 )
 from chat.roles import ALL, STAFF
-from chat.service import poll_counts, poll_view
+from chat.service import add_once, poll_counts, poll_view
 
 live = LiveRouter()
 
@@ -38,6 +36,7 @@ async def get_poll(ctx: Context, poll_id: str, *, status: str | None = None) -> 
 @live.action(PollCreate, permission=Permission.moderate)
 async def create(ctx: Context, action: PollCreate) -> dict[str, object]:
     poll = Poll(
+        id=new_id(),
         session_id=ctx.session.id,
         question=action.question,
         options=list(action.options),
@@ -45,7 +44,6 @@ async def create(ctx: Context, action: PollCreate) -> dict[str, object]:
         created_at=utcnow(),
     )
     ctx.db.add(poll)
-    await ctx.db.flush()
     ctx.audit_target = poll.id
     view = poll_view(poll)
     await ctx.record(PollCreated(poll=view), audience=STAFF, subject_id=poll.id)
@@ -72,10 +70,7 @@ async def vote(ctx: Context, action: PollVoteAction) -> None:
     poll = await get_poll(ctx, action.poll_id, status="open")
     if action.option >= len(poll.options):
         raise Invalid("poll.no_such_option", "There is no such option.", field="option")
-    if await ctx.db.get(PollVote, (poll.id, ctx.person_id)) is not None:
+    if not await add_once(
+        ctx.db, PollVote, poll_id=poll.id, person_id=ctx.person_id, option=action.option
+    ):
         raise Conflict("poll.already_voted", "You have voted in this poll.")
-    ctx.db.add(PollVote(poll_id=poll.id, person_id=ctx.person_id, option=action.option))
-    try:
-        await ctx.db.flush()
-    except IntegrityError:
-        raise Conflict("poll.already_voted", "You have voted in this poll.") from None

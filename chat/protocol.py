@@ -25,6 +25,10 @@ QuestionText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
 ]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+# A client-generated idempotency key: a resend with the same key is applied once.
+Key = Annotated[
+    str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", strict=True)
+]
 
 
 class Reaction(StrEnum):
@@ -40,10 +44,16 @@ class Reaction(StrEnum):
 
 
 class Action(BaseModel):
+    """`key` (optional, on actions that change the room): the client's idempotency key. The page
+    keeps an action until it is answered and sends it again with the same key after reconnecting;
+    the server applies a key once per person and room, and answers a repeat with the original
+    result."""
+
     model_config = ConfigDict(extra="forbid")
 
     id: RequestId
     type: str
+    key: Key | None = None
 
 
 class RoomJoin(Action):
@@ -196,6 +206,19 @@ class AnnouncementPost(Action):
     text: Text
 
 
+class RoomHistory(Action):
+    """Older parts of the room than the join result holds, a page at a time: `part` is
+    `messages` (going back in time; each page oldest first), `questions` (approved,
+    most votes first), or for moderators `queue` (pending questions) and `held` (held messages).
+    `cursor` is the join result's `more[part]` or the previous page's `cursor`. The result is
+    `{items, cursor, voted}`: `cursor` null when there is no more; `voted` the ids among the
+    items this person voted for."""
+
+    type: Literal["room.history"]
+    part: Literal["messages", "questions", "queue", "held"]
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 # SDP is checked against its own limit (64 KiB) by the media server, with its own error code.
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=96 * 1024)]
 
@@ -278,6 +301,7 @@ ACTIONS: dict[str, type[Action]] = {
         RoomSlowMode,
         RoomLock,
         AnnouncementPost,
+        RoomHistory,
         MediaPublish,
         MediaWatch,
         MediaAnswer,
@@ -428,13 +452,15 @@ class Ok(BaseModel):
 
 
 class Error(BaseModel):
-    """`code` is stable API (e.g. `auth.forbidden`, `rate_limited`, `room.locked`)."""
+    """`code` is stable API (e.g. `auth.forbidden`, `rate_limited`, `room.locked`).
+    `retry_after_ms`: with `room.busy`, when to send the action again."""
 
     type: Literal["error"] = "error"
     id: RequestId | None
     code: str
     message: str
     field: str | None = None
+    retry_after_ms: int | None = None
 
 
 class JoinResult(BaseModel):
@@ -453,6 +479,9 @@ class JoinResult(BaseModel):
     polls: list[PollView] = Field(default_factory=list)
     queue: list[QuestionView] | None = None
     held: list[MessageView] | None = None
+    # Parts with more than the join result holds, and the cursor to fetch the next page of each
+    # with `room.history` (`messages`, `questions`, `queue`, `held`).
+    more: dict[str, str] = Field(default_factory=dict)
     # The stage now (fresh joins and resumes alike); the green room for presenters only.
     stage: StageView | None = None
     green_room: StageView | None = None

@@ -8,9 +8,8 @@ in `question.approved`, which is sent once per question.
 from __future__ import annotations
 
 from sqlalchemy import delete, update
-from sqlalchemy.exc import IntegrityError
 
-from app.db import utcnow
+from app.db import new_id, utcnow
 from app.errors import Conflict, Invalid, NotFound
 from chat.guard import Context, LiveRouter, Permission
 from chat.messages import ensure_may_post, matches_word_filter
@@ -36,7 +35,7 @@ from chat.protocol import (
     QuestionVote as QuestionVoteAction,
 )
 from chat.roles import ALL, STAFF, person
-from chat.service import question_view
+from chat.service import add_once, question_view
 
 live = LiveRouter()
 
@@ -68,16 +67,18 @@ async def ask(ctx: Context, action: QuestionAsk) -> dict[str, object]:
         action.text, ctx.event.word_filter
     )
     question = Question(
+        id=new_id(),
         session_id=ctx.session.id,
         asker_id=ctx.person_id,
         asker_name=ctx.conn.name,
         anonymous=action.anonymous,
         text=action.text,
         status=QuestionStatus.pending if held else QuestionStatus.approved,
+        answered=False,
+        votes=0,
         created_at=utcnow(),
     )
     ctx.db.add(question)
-    await ctx.db.flush()
     if held:
         await ctx.record(
             QuestionSubmitted(question=_for_staff(ctx, question)),
@@ -127,15 +128,8 @@ async def reject(ctx: Context, action: QuestionReject) -> None:
 @live.action(QuestionVoteAction, rate="vote")
 async def vote(ctx: Context, action: QuestionVoteAction) -> dict[str, object]:
     question = await get_question(ctx, action.question_id, approved=True)
-    existing = await ctx.db.get(QuestionVote, (question.id, ctx.person_id))
-    if existing is not None:
+    if not await add_once(ctx.db, QuestionVote, question_id=question.id, person_id=ctx.person_id):
         raise Conflict("question.already_voted", "You have voted for this question.")
-    ctx.db.add(QuestionVote(question_id=question.id, person_id=ctx.person_id))
-    try:
-        # Another process may have stored the same vote since the check above.
-        await ctx.db.flush()
-    except IntegrityError:
-        raise Conflict("question.already_voted", "You have voted for this question.") from None
     return await _count(ctx, question, +1)
 
 

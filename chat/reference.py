@@ -42,13 +42,19 @@ def _type_of(model: type[BaseModel]) -> str:
     return str(field.default or field.annotation.__args__[0])  # type: ignore[union-attr]
 
 
-def _fields(model: type[BaseModel]) -> str:
+def _fields(model: type[BaseModel], *, keyed: bool = False) -> str:
+    """`keyed`: a room action, which may carry an idempotency `key` (see `Action`)."""
     names = [
         f"`{name}`" + ("" if info.is_required() else "?")
         for name, info in model.model_fields.items()
-        if name not in {"type", "id", "seq"}
+        if name not in {"type", "id", "seq"} and (keyed or name != "key")
     ]
     return ", ".join(names) or "none"
+
+
+def _keyed(type_: str, handlers: dict[str, Any]) -> bool:
+    handler = handlers.get(type_)
+    return handler is not None and not (handler.signal or handler.read)
 
 
 def _summary(model: type[BaseModel]) -> str:
@@ -72,7 +78,7 @@ def render_reference() -> str:
     lines = ["### Actions (client to server)", ""]
     lines += ["| type | fields | who may | notes |", "| --- | --- | --- | --- |"]
     lines += [
-        f"| `{t}` | {_fields(m)} | {_who(t, handlers)} | {_summary(m)} |"
+        f"| `{t}` | {_fields(m, keyed=_keyed(t, handlers))} | {_who(t, handlers)} | {_summary(m)} |"
         for t, m in ACTIONS.items()
     ]
     lines += ["", "### Replies", "", "| type | fields | notes |", "| --- | --- | --- |"]

@@ -32,8 +32,6 @@ class LiveRoom:
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.connections: dict[str, Connection] = {}
-        # Serializes this process's writes to the room, so its events leave in seq order.
-        self.lock = asyncio.Lock()
         self.show_people = False
         self.people: Counter[str] = Counter()
         self.names: dict[str, str] = {}

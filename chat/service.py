@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -16,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agenda.models import Session
 from app.auth.service import Principal
-from app.db import utcnow
+from app.db import Base, utcnow
 from app.errors import Forbidden, Invalid
 from app.event.models import Event
 from chat.models import (
+    ActionKey,
     AuditEntry,
     Message,
     MessageStatus,
@@ -72,6 +75,15 @@ async def ensure_room(db: AsyncSession, *, session_id: str) -> Room:
     room = await db.get(Room, session_id, populate_existing=True)
     assert room is not None
     return room
+
+
+async def add_once(db: AsyncSession, model: type[Base], **values: object) -> bool:
+    """Insert a row unless one with its key exists (another process may have stored the same
+    vote a moment ago): True when this one was stored. One statement, and nothing written when
+    it was there, so the action can be refused without undoing anything."""
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    done = await db.execute(insert(model).values(**values).on_conflict_do_nothing())
+    return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
 async def sanction(
@@ -169,6 +181,100 @@ async def consistent_read(
             await db.rollback()
 
 
+# What a join result may hold of each part, in bytes of JSON, so that it stays small (about 30 KB
+# at most) however long the room's history; the page fetches the rest with `room.history`.
+JOIN_BUDGET = {
+    "messages": 9_000,
+    "questions": 6_000,
+    "my_questions": 2_000,
+    "polls": 3_000,
+    "queue": 5_000,
+    "held": 2_000,
+}
+QUESTIONS_ON_JOIN = 20
+MY_QUESTIONS_ON_JOIN = 10
+POLLS_ON_JOIN = 10
+QUEUE_ON_JOIN = 50
+# A page of `room.history`.
+HISTORY_PAGE = 50
+HISTORY_BUDGET = 24_000
+
+V = TypeVar("V", bound=BaseModel)
+
+
+def within(views: Sequence[V], budget: int) -> list[V]:
+    """The first of `views` whose JSON fits in `budget` bytes together."""
+    kept: list[V] = []
+    for view in views:
+        budget -= len(view.model_dump_json()) + 1
+        if budget < 0:
+            break
+        kept.append(view)
+    return kept
+
+
+def position_cursor(at: datetime, item_id: str) -> str:
+    """An opaque cursor: where a page after the item at (`at`, `item_id`) starts."""
+    raw = f"{at.isoformat()}|{item_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def read_position(cursor: str) -> tuple[datetime, str]:
+    bad = Invalid("request.invalid", "This is not a cursor from a page.", field="cursor")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, item_id = raw.split("|")
+        at = datetime.fromisoformat(when)
+        if at.tzinfo is None or not (item_id.isascii() and item_id.isalnum()):
+            raise ValueError
+        at = at.astimezone(UTC)
+    except (ValueError, OverflowError):  # not base64, UTF-8, two parts, a time in range, an id
+        raise bad from None
+    return at, item_id
+
+
+def _read_offset(cursor: str) -> int:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 9:
+        raise Invalid("request.invalid", "This is not a cursor from a page.", field="cursor")
+    return int(cursor)
+
+
+async def _voted(db: AsyncSession, person_id: str, question_ids: list[str]) -> list[str]:
+    if not question_ids:
+        return []
+    return list(
+        await db.scalars(
+            select(QuestionVote.question_id).where(
+                QuestionVote.person_id == person_id, QuestionVote.question_id.in_(question_ids)
+            )
+        )
+    )
+
+
+def _approved(session_id: str) -> Any:
+    return (
+        select(Question)
+        .where(Question.session_id == session_id, Question.status == QuestionStatus.approved)
+        .order_by(Question.votes.desc(), Question.created_at, Question.id)
+    )
+
+
+def _visible_messages(session_id: str) -> Any:
+    return (
+        select(Message)
+        .where(Message.session_id == session_id, Message.status == MessageStatus.visible)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+    )
+
+
+def _waiting(model: type[Question] | type[Message], session_id: str, status: str) -> Any:
+    return (
+        select(model)
+        .where(model.session_id == session_id, model.status == status)
+        .order_by(model.created_at, model.id)
+    )
+
+
 async def room_snapshot(
     db: AsyncSession,
     *,
@@ -178,23 +284,23 @@ async def room_snapshot(
     staff: bool,
     history: int,
 ) -> JoinResult:
-    """Everything a freshly joined socket shows, as of the room's current seq."""
+    """What a freshly joined socket shows, as of the room's current seq: the latest messages,
+    the approved questions with most votes, the person's own, the polls, and for moderators the
+    oldest of the queue and of held messages; each part within its `JOIN_BUDGET`, with a cursor
+    in `more` where there is more to fetch."""
     room = await db.get(Room, session.id, populate_existing=True)
     assert room is not None
-    messages = list(
-        await db.scalars(
-            select(Message)
-            .where(Message.session_id == session.id, Message.status == MessageStatus.visible)
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(history)
-        )
+    more: dict[str, str] = {}
+    rows = list(await db.scalars(_visible_messages(session.id).limit(history + 1)))
+    messages = within([message_view(m) for m in rows[:history]], JOIN_BUDGET["messages"])
+    if len(rows) > len(messages) and messages:
+        more["messages"] = position_cursor(messages[-1].at, messages[-1].id)
+    rows = list(await db.scalars(_approved(session.id).limit(QUESTIONS_ON_JOIN + 1)))
+    questions = within(
+        [question_view(q) for q in rows[:QUESTIONS_ON_JOIN]], JOIN_BUDGET["questions"]
     )
-    approved = await db.scalars(
-        select(Question)
-        .where(Question.session_id == session.id, Question.status == QuestionStatus.approved)
-        .order_by(Question.votes.desc(), Question.created_at, Question.id)
-        .limit(500)
-    )
+    if len(rows) > len(questions):
+        more["questions"] = str(len(questions))
     mine = await db.scalars(
         select(Question)
         .where(
@@ -202,19 +308,17 @@ async def room_snapshot(
             Question.asker_id == you.person_id,
             Question.status != QuestionStatus.approved,
         )
-        .order_by(Question.created_at)
+        .order_by(Question.created_at.desc())
+        .limit(MY_QUESTIONS_ON_JOIN)
     )
-    voted = await db.scalars(
-        select(QuestionVote.question_id)
-        .join(Question, Question.id == QuestionVote.question_id)
-        .where(Question.session_id == session.id, QuestionVote.person_id == you.person_id)
-    )
+    my_questions = within([question_view(q) for q in mine], JOIN_BUDGET["my_questions"])
     shown = ("draft", "open", "closed") if staff else ("open", "closed")
     polls = []
     for poll in await db.scalars(
         select(Poll)
         .where(Poll.session_id == session.id, Poll.status.in_(shown))
-        .order_by(Poll.created_at)
+        .order_by(Poll.created_at.desc())
+        .limit(POLLS_ON_JOIN)
     ):
         counts = await poll_counts(db, poll=poll) if staff or poll.status == "closed" else None
         polls.append(poll_view(poll, counts))
@@ -224,27 +328,86 @@ async def room_snapshot(
         you=you,
         room=room_state(room),
         watching=watching,
-        messages=[message_view(m) for m in reversed(messages)],
-        questions=[question_view(q) for q in approved],
-        my_questions=[question_view(q) for q in mine],
-        voted=list(voted),
-        polls=polls,
+        messages=list(reversed(messages)),
+        questions=questions,
+        my_questions=list(reversed(my_questions)),
+        voted=await _voted(db, you.person_id, [q.id for q in questions]),
+        polls=list(reversed(within(polls, JOIN_BUDGET["polls"]))),
+        more=more,
     )
     if staff:
         reveal = session.chair_sees_asker_names
-        queue = await db.scalars(
-            select(Question)
-            .where(Question.session_id == session.id, Question.status == QuestionStatus.pending)
-            .order_by(Question.created_at, Question.id)
+        rows = list(
+            await db.scalars(
+                _waiting(Question, session.id, QuestionStatus.pending).limit(QUEUE_ON_JOIN + 1)
+            )
         )
-        held = await db.scalars(
-            select(Message)
-            .where(Message.session_id == session.id, Message.status == MessageStatus.held)
-            .order_by(Message.created_at, Message.id)
+        result.queue = within(
+            [question_view(q, reveal=reveal) for q in rows[:QUEUE_ON_JOIN]], JOIN_BUDGET["queue"]
         )
-        result.queue = [question_view(q, reveal=reveal) for q in queue]
-        result.held = [message_view(m) for m in held]
+        if len(rows) > len(result.queue) and result.queue:
+            more["queue"] = position_cursor(result.queue[-1].at, result.queue[-1].id)
+        rows = list(
+            await db.scalars(
+                _waiting(Message, session.id, MessageStatus.held).limit(QUEUE_ON_JOIN + 1)
+            )
+        )
+        result.held = within([message_view(m) for m in rows[:QUEUE_ON_JOIN]], JOIN_BUDGET["held"])
+        if len(rows) > len(result.held) and result.held:
+            more["held"] = position_cursor(result.held[-1].at, result.held[-1].id)
     return result
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list[MessageView] | list[QuestionView]
+    cursor: str | None
+    voted: list[str]
+
+
+async def room_history(
+    db: AsyncSession,
+    *,
+    session_id: str,
+    part: str,
+    cursor: str,
+    person_id: str,
+    staff: bool,
+    reveal: bool,
+) -> HistoryPage:
+    """One page of a part of the room older than (or past) `cursor`: see `RoomHistory`."""
+    if part in ("queue", "held") and not staff:
+        raise Forbidden("auth.forbidden", "Only moderators see this.")
+    if part == "questions":
+        offset = _read_offset(cursor)
+        rows = list(await db.scalars(_approved(session_id).offset(offset).limit(HISTORY_PAGE + 1)))
+        questions = within([question_view(q) for q in rows[:HISTORY_PAGE]], HISTORY_BUDGET)
+        more = len(rows) > len(questions) and bool(questions)
+        voted = await _voted(db, person_id, [q.id for q in questions])
+        return HistoryPage(questions, str(offset + len(questions)) if more else None, voted)
+    at, item_id = read_position(cursor)
+    if part == "messages":
+        query = _visible_messages(session_id).where(
+            or_(Message.created_at < at, and_(Message.created_at == at, Message.id < item_id))
+        )
+        rows = list(await db.scalars(query.limit(HISTORY_PAGE + 1)))
+        messages = within([message_view(m) for m in rows[:HISTORY_PAGE]], HISTORY_BUDGET)
+        more = len(rows) > len(messages) and bool(messages)
+        next_cursor = position_cursor(messages[-1].at, messages[-1].id) if more else None
+        return HistoryPage(list(reversed(messages)), next_cursor, [])
+    model: type[Question] | type[Message] = Question if part == "queue" else Message
+    status = QuestionStatus.pending if part == "queue" else MessageStatus.held
+    query = _waiting(model, session_id, status).where(
+        or_(model.created_at > at, and_(model.created_at == at, model.id > item_id))
+    )
+    rows = list(await db.scalars(query.limit(HISTORY_PAGE + 1)))
+    views: list[Any] = [
+        question_view(row, reveal=reveal) if isinstance(row, Question) else message_view(row)
+        for row in rows[:HISTORY_PAGE]
+    ]
+    kept = within(views, HISTORY_BUDGET)
+    more = len(rows) > len(kept) and bool(kept)
+    return HistoryPage(kept, position_cursor(kept[-1].at, kept[-1].id) if more else None, [])
 
 
 async def missed_events(
@@ -341,26 +504,6 @@ class AuditPage:
     next_cursor: str | None
 
 
-def _audit_cursor(entry: AuditEntry) -> str:
-    """An opaque cursor: where the page after `entry` starts."""
-    raw = f"{entry.created_at.isoformat()}|{entry.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _read_audit_cursor(cursor: str) -> tuple[datetime, str]:
-    bad = Invalid("request.invalid", "This is not a cursor from a page.", field="cursor")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, entry_id = raw.split("|")
-        created_at = datetime.fromisoformat(when)
-        if created_at.tzinfo is None or not (entry_id.isascii() and entry_id.isalnum()):
-            raise ValueError
-        created_at = created_at.astimezone(UTC)
-    except (ValueError, OverflowError):  # not base64, UTF-8, two parts, a time in range, an id
-        raise bad from None
-    return created_at, entry_id
-
-
 async def audit_log(
     db: AsyncSession,
     *,
@@ -390,7 +533,7 @@ async def audit_log(
     if session_id is not None:
         query = query.where(AuditEntry.session_id == session_id)
     if cursor is not None:
-        created_at, entry_id = _read_audit_cursor(cursor)
+        created_at, entry_id = read_position(cursor)
         query = query.where(
             or_(
                 AuditEntry.created_at < created_at,
@@ -404,7 +547,11 @@ async def audit_log(
     )
     more = len(rows) > limit
     entries = rows[:limit]
-    return AuditPage(entries, _audit_cursor(entries[-1]) if more else None)
+    last = entries[-1] if more else None
+    return AuditPage(entries, position_cursor(last.created_at, last.id) if last else None)
+
+
+KEYS_KEPT = timedelta(days=1)
 
 
 async def purge_expired(db: AsyncSession, *, now: datetime) -> int:
@@ -418,5 +565,8 @@ async def purge_expired(db: AsyncSession, *, now: datetime) -> int:
                 delete(model).where(model.session_id.in_(sessions), model.created_at < cutoff)
             )
             removed += result.rowcount  # type: ignore[attr-defined]
+    # Idempotency keys are for resends after a reconnect: a day is plenty.
+    result = await db.execute(delete(ActionKey).where(ActionKey.created_at < now - KEYS_KEPT))
+    removed += result.rowcount  # type: ignore[attr-defined]
     await db.commit()
     return removed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import string
 from typing import Any
 
 import pytest
@@ -56,9 +57,13 @@ def _from_schema(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrat
         return st.one_of(*(_from_schema(option, defs) for option in schema["anyOf"]))
     kind = schema.get("type")
     if kind == "string":
-        return st.text(
-            min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 80), 300)
-        )
+        sizes = {
+            "min_size": schema.get("minLength", 0),
+            "max_size": min(schema.get("maxLength", 80), 300),
+        }
+        if schema.get("pattern") == "^[A-Za-z0-9_-]+$":  # an idempotency key
+            return st.text(alphabet=string.ascii_letters + string.digits + "_-", **sizes)
+        return st.text(**sizes)
     if kind == "integer":
         return st.integers(
             min_value=schema.get("minimum", -(2**40)), max_value=schema.get("maximum", 2**40)

@@ -1,0 +1,361 @@
+"""A room's writer: group commit. The room's actions queue here and are applied a batch at a time,
+in the order they came: one transaction (one fsync) per batch, the batch's room events numbered
+together with one update of the room's counter, then the acknowledgements in order, then the
+broadcasts in order. So each action is still committed, then acknowledged, then broadcast, and
+the room's events keep their order and consecutive seqs; only the round trips are shared.
+
+One writer task per room while it has work (none when idle). In front of the queue:
+
+* **Back-pressure.** A room holding `live_room_queue_actions` actions answers new ones
+  `room.busy` with a retry hint (how long the queue takes to drain at the rate it is draining).
+* **Idempotency keys.** An action with a `key` that this person already had applied in this room
+  is answered with the result stored then, and not applied again (`chat.models.ActionKey`); the
+  same key twice in one batch is applied once.
+* **Closing sockets.** An action queued by a socket that has since gone (closed by the browser,
+  dropped as too slow) is still applied, so the page's resend finds its key; one whose socket
+  the server closed for policy (removed, revoked, role changed) is not, and is counted.
+
+A handler that fails after writing (or that left changes unflushed) cannot be undone alone
+without a savepoint per action (which the sqlite3 driver cannot do without taking over all of
+SQLite's transaction handling), so instead the batch is rolled back, the failed action answered,
+and the others queued again at the front: they run again from the start in the next batch. The
+handlers refuse before they write (votes insert with `ON CONFLICT DO NOTHING` and count the row),
+so this is rare. Actions with effects outside the database (`Handler.alone`: the stage's
+media commands) run in a batch of their own, so they are never run twice this way. An action that
+changes the room's settings or sanctions ends its batch, so the next one sees the change. A
+conflict at commit (another process stored the same key or vote at the same moment) runs the
+batch's actions again one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.db import utcnow
+from app.errors import DomainError, Forbidden
+from chat.bus import Envelope
+from chat.connection import Connection
+from chat.guard import (
+    Context,
+    Handler,
+    LiveGateway,
+    Recorded,
+    RoomBusy,
+    answer_error,
+    audit,
+    error_frame,
+    ok_frame,
+    result_json,
+)
+from chat.models import ActionKey, Room, RoomEvent
+from chat.protocol import CLOSE_POLICY, Action
+from chat.room_cache import FORGET
+
+log = logging.getLogger("dais.chat")
+
+# At most this many actions in one transaction: a bigger batch would hold its first action's
+# acknowledgement back longer than a round trip saves.
+MAX_BATCH = 100
+# Retry hints of `room.busy` stay within these bounds (milliseconds).
+RETRY_MIN_MS, RETRY_MAX_MS = 250, 5000
+# Rows a statement changed, counted per database connection (see `count_changes`).
+CHANGED = "dais.rows_changed"
+
+
+def count_changes(engine: AsyncEngine) -> Any:
+    """Count the rows each INSERT, UPDATE and DELETE changes on `engine`'s connections, so the
+    writer can tell whether a failed action had written anything. Returns the listener, for
+    `event.remove` when the gateway closes."""
+
+    def after(conn: SyncConnection, cursor: Any, statement: Any, params: Any, context: Any, _: Any):  # type: ignore[no-untyped-def]
+        if context is not None and (context.isinsert or context.isupdate or context.isdelete):
+            rows = cursor.rowcount
+            conn.info[CHANGED] = conn.info.get(CHANGED, 0) + (rows if rows >= 0 else 1)
+
+    event.listen(engine.sync_engine, "after_cursor_execute", after)
+    return after
+
+
+@dataclass(slots=True)
+class Queued:
+    conn: Connection
+    handler: Handler
+    action: Action
+    # Resolved once the action is answered (or dropped): the socket reads its next frame then,
+    # so its replies keep the order of its frames.
+    answered: asyncio.Future[None]
+    # Set after a conflict at commit: applied in a batch of its own.
+    single: bool = False
+    # In the queue (again), not to be resolved yet.
+    queued: bool = True
+
+
+class _Retry(Exception):
+    """The batch was rolled back: these actions go back to the front of the queue."""
+
+    def __init__(self, again: list[Queued]) -> None:
+        self.again = again
+
+
+class RoomWriter:
+    def __init__(self, gateway: LiveGateway, session_id: str, *, limit: int) -> None:
+        self.gateway = gateway
+        self.session_id = session_id
+        self.limit = limit
+        self.queue: deque[Queued] = deque()
+        self.task: asyncio.Task[None] | None = None
+        # Actions applied per second, a moving estimate for `room.busy`'s retry hint.
+        self.rate = 500.0
+        # Actions not applied because their socket had been closed by the server.
+        self.dropped = 0
+
+    @property
+    def idle(self) -> bool:
+        return self.task is None and not self.queue
+
+    def submit(self, conn: Connection, handler: Handler, action: Action) -> asyncio.Future[None]:
+        """Queue an action; the future resolves once it has been answered."""
+        if len(self.queue) >= self.limit:
+            wait_ms = int(1000 * len(self.queue) / max(self.rate, 1.0))
+            raise RoomBusy(min(RETRY_MAX_MS, max(RETRY_MIN_MS, wait_ms)))
+        answered = asyncio.get_running_loop().create_future()
+        self.queue.append(Queued(conn, handler, action, answered))
+        if self.task is None:
+            self.task = asyncio.create_task(self._run(), name=f"dais-room-{self.session_id}")
+        return answered
+
+    def _again(self, items: list[Queued]) -> None:
+        """Back to the front of the queue, in their order."""
+        for item in items:
+            item.queued = True
+        self.queue.extendleft(reversed(items))
+
+    async def drain(self) -> None:
+        """Wait until everything queued has been applied (the gateway closing)."""
+        while self.task is not None:
+            await asyncio.shield(self.task)
+
+    async def _run(self) -> None:
+        try:
+            while self.queue:
+                batch = self._take()
+                started = time.monotonic()
+                try:
+                    await self._apply(batch)
+                except _Retry as retry:
+                    self._again(retry.again)
+                except Exception:
+                    log.exception("a batch of room actions failed")
+                    self._answer_all(batch, DomainError("server.error", "Something went wrong."))
+                for item in batch:
+                    if not item.queued and not item.answered.done():
+                        item.answered.set_result(None)
+                spent = max(time.monotonic() - started, 1e-4)
+                self.rate = 0.8 * self.rate + 0.2 * (len(batch) / spent)
+        finally:
+            self.task = None
+
+    def _take(self) -> list[Queued]:
+        first = self.queue.popleft()
+        batch = [first]
+        if not (first.handler.alone or first.single):
+            while self.queue and len(batch) < MAX_BATCH:
+                item = self.queue[0]
+                if item.handler.alone or item.single:
+                    break
+                batch.append(self.queue.popleft())
+        for item in batch:
+            item.queued = False
+        return batch
+
+    @staticmethod
+    def _answer_all(batch: Iterable[Queued], error: DomainError) -> None:
+        for item in batch:
+            answer_error(item.conn, error, item.action.id)
+
+    async def _apply(self, batch: list[Queued]) -> None:
+        gateway = self.gateway
+        replies: list[tuple[Queued, str]] = []
+        published: list[Envelope | Recorded] = []
+        async with gateway.sessionmaker() as db:
+            connection = await db.connection()
+            try:
+                facts = await gateway.cache.facts(db, self.session_id)
+            except DomainError as error:  # the session is gone
+                self._answer_all(batch, error)
+                return
+            applied = await _applied_keys(db, self.session_id, batch)
+            for index, item in enumerate(batch):
+                conn, handler, action = item.conn, item.handler, item.action
+                if conn.closing is not None and conn.closing[0] == CLOSE_POLICY:
+                    # Removed, revoked or its role changed since: not applied, and no one to tell.
+                    self.dropped += 1
+                    continue
+                mark = (conn.person_id, action.key) if action.key else None
+                if mark is not None and mark in applied:
+                    replies.append((item, ok_frame(action.id, applied[mark])))
+                    continue
+                ctx = Context(
+                    gateway, conn, db, facts.room, facts.session, facts.event, facts.sanctions
+                )
+                if _pending(db):
+                    # Earlier actions' rows go now, so whatever this one writes is its own.
+                    await db.flush()
+                before = connection.info.get(CHANGED, 0)
+                try:
+                    if facts.sanctions.is_removed(conn.person_id):
+                        raise Forbidden("room.removed", "You have been removed from this room.")
+                    if conn.role not in handler.permission:
+                        await audit(db, ctx, handler, action, outcome="forbidden")
+                        await db.flush()
+                        before = connection.info.get(CHANGED, 0)  # the refusal's entry stays
+                        raise Forbidden("auth.forbidden", "You may not do this here.")
+                    result = await handler.fn(ctx, action)
+                    if handler.audited:
+                        await audit(db, ctx, handler, action, outcome="done")
+                except DomainError as error:
+                    if connection.info.get(CHANGED, 0) != before or _pending(db):
+                        await db.rollback()
+                        answer_error(conn, error, action.id)
+                        raise _Retry(batch[:index] + batch[index + 1 :]) from None
+                    replies.append((item, error_frame(error, action.id)))
+                    continue
+                except Exception:
+                    log.exception("live action %s failed", handler.name)
+                    await db.rollback()
+                    answer_error(
+                        conn, DomainError("server.error", "Something went wrong."), action.id
+                    )
+                    raise _Retry(batch[:index] + batch[index + 1 :]) from None
+                result_text = result_json(result)
+                if mark is not None:
+                    db.add(
+                        ActionKey(
+                            session_id=self.session_id,
+                            person_id=mark[0],
+                            key=mark[1],
+                            result=result_text,
+                            created_at=utcnow(),
+                        )
+                    )
+                    applied[mark] = result_text
+                replies.append((item, ok_frame(action.id, result_text)))
+                published += ctx.published
+                if any(isinstance(e, Envelope) and e.kind == FORGET for e in ctx.published):
+                    # The room's settings or sanctions changed: what follows is checked anew.
+                    self._again(batch[index + 1 :])
+                    break
+            await self._number(db, [r for r in published if isinstance(r, Recorded)])
+            try:
+                await db.commit()
+            except IntegrityError:
+                # Another process stored the same key or vote meanwhile: one by one, again.
+                await db.rollback()
+                if len(batch) == 1 and batch[0].single:
+                    self._answer_all(batch, DomainError("server.error", "Something went wrong."))
+                    return
+                for item in batch:
+                    item.single = True
+                raise _Retry(batch) from None
+        # Committed: forget what changed here at once (other processes by the bus), acknowledge
+        # in order, then broadcast in order.
+        envelopes = [r.envelope if isinstance(r, Recorded) else r for r in published]
+        for envelope in envelopes:
+            if envelope is not None and envelope.kind == FORGET:
+                gateway.cache.forget(envelope)
+        for item, frame in replies:
+            item.conn.reply(frame)
+        for envelope in envelopes:
+            if envelope is not None:
+                await gateway.bus.publish(envelope)
+
+    async def _number(self, db: AsyncSession, recorded: list[Recorded]) -> None:
+        """Give the batch's room events consecutive seqs with one update of the room's counter
+        (which holds the room's row until the commit), and store them for replay."""
+        if not recorded:
+            return
+        last = await db.scalar(
+            update(Room)
+            .where(Room.session_id == self.session_id)
+            .values(last_seq=Room.last_seq + len(recorded))
+            .returning(Room.last_seq)
+        )
+        assert last is not None
+        seq = last - len(recorded)
+        for item in recorded:
+            seq += 1
+            item.event.seq = seq
+            frame = item.event.model_dump_json()
+            db.add(
+                RoomEvent(
+                    session_id=self.session_id,
+                    seq=seq,
+                    type=item.event.type,
+                    audience=item.audience,
+                    subject_id=item.subject_id,
+                    frame=frame,
+                )
+            )
+            item.envelope = Envelope("frame", self.session_id, item.audience, seq, frame)
+
+
+def _pending(db: AsyncSession) -> bool:
+    """Changes made to loaded objects (or objects added) and not yet written."""
+    return bool(db.new or db.dirty or db.deleted)
+
+
+async def _applied_keys(
+    db: AsyncSession, session_id: str, batch: list[Queued]
+) -> dict[tuple[str, str], str]:
+    """The results of the batch's keys applied before: {(person, key): result}."""
+    keys = {item.action.key for item in batch if item.action.key}
+    if not keys:
+        return {}
+    rows = await db.execute(
+        select(ActionKey.person_id, ActionKey.key, ActionKey.result).where(
+            ActionKey.session_id == session_id, ActionKey.key.in_(keys)
+        )
+    )
+    return {(person_id, key): result for person_id, key, result in rows}
+
+
+class Writers:
+    """Every room's writer in this process; built with the gateway."""
+
+    def __init__(self, gateway: LiveGateway, *, limit: int) -> None:
+        self.gateway = gateway
+        self.limit = limit
+        self._writers: dict[str, RoomWriter] = {}
+
+    def submit(self, conn: Connection, handler: Handler, action: Action) -> asyncio.Future[None]:
+        writer = self._writers.get(conn.session_id)
+        if writer is None:
+            if len(self._writers) > 1000:
+                self._writers = {k: w for k, w in self._writers.items() if not w.idle}
+            writer = self._writers[conn.session_id] = RoomWriter(
+                self.gateway, conn.session_id, limit=self.limit
+            )
+        return writer.submit(conn, handler, action)
+
+    def writer(self, session_id: str) -> RoomWriter | None:
+        return self._writers.get(session_id)
+
+    async def drain(self, timeout: float) -> None:
+        """Apply what is queued before the process stops (at most `timeout` seconds)."""
+        waits = [w.drain() for w in self._writers.values() if not w.idle]
+        if waits:
+            try:
+                await asyncio.wait_for(asyncio.gather(*waits), timeout)
+            except TimeoutError:
+                log.warning("room actions still queued at shutdown were not applied")
