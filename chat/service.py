@@ -346,7 +346,7 @@ async def room_snapshot(
             [question_view(q, reveal=reveal) for q in rows[:QUEUE_ON_JOIN]], JOIN_BUDGET["queue"]
         )
         if len(rows) > len(result.queue) and result.queue:
-            more["queue"] = position_cursor(result.queue[-1].at, result.queue[-1].id)
+            result.more["queue"] = position_cursor(result.queue[-1].at, result.queue[-1].id)
         rows = list(
             await db.scalars(
                 _waiting(Message, session.id, MessageStatus.held).limit(QUEUE_ON_JOIN + 1)
@@ -354,7 +354,7 @@ async def room_snapshot(
         )
         result.held = within([message_view(m) for m in rows[:QUEUE_ON_JOIN]], JOIN_BUDGET["held"])
         if len(rows) > len(result.held) and result.held:
-            more["held"] = position_cursor(result.held[-1].at, result.held[-1].id)
+            result.more["held"] = position_cursor(result.held[-1].at, result.held[-1].id)
     return result
 
 
