@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -211,7 +212,7 @@ class Recorded:
 @dataclass
 class ReadContext(OnSocket, Generic[G]):
     """What a read handler works with: the joined socket and a database session of its own. No
-    room lock, no writer: a read changes nothing."""
+    writer, no transaction to commit: a read changes nothing."""
 
     gateway: G
     conn: Connection
@@ -221,7 +222,7 @@ class ReadContext(OnSocket, Generic[G]):
 @dataclass
 class SignalContext(OnSocket, Generic[G]):
     """What a signal handler works with: the joined socket, and what to broadcast once it has
-    answered. No database session and no room lock: signals carry no sequence number, so they
+    answered. No database session and no room writer: signals carry no sequence number, so they
     need not wait behind the room's ordered events, nor those behind them."""
 
     gateway: G
@@ -244,9 +245,11 @@ class Handler:
     signal: bool = False
     # A read (older history) changes nothing: answered at once, see `ReadContext`.
     read: bool = False
-    # An action with effects outside the database (the media server) is applied in a batch of
-    # its own, so no other action's failure can roll it back and run it again.
-    alone: bool = False
+    # An action that records no room event and acts outside the database (the stage's
+    # controls, on the media server) needs no place in the room's order: it runs beside the
+    # writer, in a transaction of its own (for its audit entry), so a call to a stage hosted in
+    # another process never holds up the room, and no other action's failure can run it twice.
+    ordered: bool = True
 
     @property
     def audited(self) -> bool:
@@ -276,9 +279,9 @@ class LiveRouter:
         *,
         permission: frozenset[Role] = Permission.attend,
         rate: str | None = None,
-        alone: bool = False,
+        ordered: bool = True,
     ) -> Callable[[HandlerFn], HandlerFn]:
-        return self._register(Handler("", model, _unset, permission, rate, alone=alone))
+        return self._register(Handler("", model, _unset, permission, rate, ordered=ordered))
 
     def signal(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
         """Register a signal: anyone in the room may send it (the handler refuses what it must),
@@ -345,11 +348,12 @@ def ok_frame(request_id: RequestId, result: str) -> str:
 
 
 def result_json(value: Result) -> str:
+    """An action's result as the JSON of its `ok` reply (as pydantic writes it)."""
     if value is None:
         return "{}"
     if isinstance(value, BaseModel):
         return value.model_dump_json()
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return to_json(value).decode()
 
 
 async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
@@ -389,6 +393,8 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
             await _signal(gateway, conn, handler, action)
         elif handler.read:
             await _read(gateway, conn, handler, action)
+        elif not handler.ordered:
+            await _apart(gateway, conn, handler, action)
         else:
             # Answered by the writer once its batch commits. The socket waits for that before
             # reading its next frame, so its replies come in the order of its frames; if it
@@ -414,6 +420,28 @@ async def _signal(gateway: LiveGateway, conn: Connection, handler: Handler, acti
         return  # closed by the server meanwhile (revoked, removed): its close code says why
     conn.reply(ok_frame(action.id, result_json(result)))
     for envelope in ctx.published:
+        await gateway.bus.publish(envelope)
+
+
+async def _apart(gateway: LiveGateway, conn: Connection, handler: Handler, action: Action) -> None:
+    """An action outside the room's order (`Handler.ordered`): checked, run and audited in a
+    transaction of its own, committed, answered, then its broadcasts published."""
+    async with gateway.sessionmaker() as db:
+        facts = await gateway.cache.facts(db, conn.session_id)
+        ctx = Context(gateway, conn, db, facts.room, facts.session, facts.event, facts.sanctions)
+        if facts.sanctions.is_removed(conn.person_id):
+            raise Forbidden("room.removed", "You have been removed from this room.")
+        if conn.role not in handler.permission:
+            await audit(db, ctx, handler, action, outcome="forbidden")
+            await db.commit()
+            raise Forbidden("auth.forbidden", "You may not do this here.")
+        result = await handler.fn(ctx, action)
+        if handler.audited:
+            await audit(db, ctx, handler, action, outcome="done")
+        await db.commit()
+    conn.reply(ok_frame(action.id, result_json(result)))
+    for envelope in ctx.published:
+        assert isinstance(envelope, Envelope), "an action outside the room's order records nothing"
         await gateway.bus.publish(envelope)
 
 

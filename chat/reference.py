@@ -54,7 +54,7 @@ def _fields(model: type[BaseModel], *, keyed: bool = False) -> str:
 
 def _keyed(type_: str, handlers: dict[str, Any]) -> bool:
     handler = handlers.get(type_)
-    return handler is not None and not (handler.signal or handler.read)
+    return handler is not None and handler.ordered and not (handler.signal or handler.read)
 
 
 def _summary(model: type[BaseModel]) -> str:

@@ -176,19 +176,19 @@ async def answer(ctx: SignalContext, action: MediaAnswer) -> None:
     )
 
 
-@live.action(StageGoLive, permission=Permission.chair, alone=True)
+@live.action(StageGoLive, permission=Permission.chair, ordered=False)
 async def go_live(ctx: Context, action: StageGoLive) -> None:
     outcome = await _run(ctx, SetLive(ctx.session.id, person_id=action.person_id, live=True))
     _announce(ctx, outcome.stage)
 
 
-@live.action(StageTakeOff, permission=Permission.chair, alone=True)
+@live.action(StageTakeOff, permission=Permission.chair, ordered=False)
 async def take_off(ctx: Context, action: StageTakeOff) -> None:
     outcome = await _run(ctx, SetLive(ctx.session.id, person_id=action.person_id, live=False))
     _announce(ctx, outcome.stage)
 
 
-@live.action(StageMute, permission=Permission.chair, alone=True)
+@live.action(StageMute, permission=Permission.chair, ordered=False)
 async def mute(ctx: Context, action: StageMute) -> None:
     outcome = await _run(
         ctx,
@@ -198,7 +198,7 @@ async def mute(ctx: Context, action: StageMute) -> None:
     _announce(ctx, outcome.stage)
 
 
-@live.action(SessionEnd, permission=Permission.chair, alone=True)
+@live.action(SessionEnd, permission=Permission.chair, ordered=False)
 async def end(ctx: Context, action: SessionEnd) -> None:
     outcome = await _run(ctx, EndSession(ctx.session.id))
     _announce(ctx, outcome.stage, ended=True)

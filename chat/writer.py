@@ -20,8 +20,8 @@ without a savepoint per action (which the sqlite3 driver cannot do without takin
 SQLite's transaction handling), so instead the batch is rolled back, the failed action answered,
 and the others queued again at the front: they run again from the start in the next batch. The
 handlers refuse before they write (votes insert with `ON CONFLICT DO NOTHING` and count the row),
-so this is rare. Actions with effects outside the database (`Handler.alone`: the stage's
-media commands) run in a batch of their own, so they are never run twice this way. An action that
+so this is rare. Actions with effects outside the database (the stage's media commands) never
+come here (`Handler.ordered`), so none is ever run twice this way. An action that
 changes the room's settings or sanctions ends its batch, so the next one sees the change. A
 conflict at commit (another process stored the same key or vote at the same moment) runs the
 batch's actions again one by one.
@@ -169,10 +169,10 @@ class RoomWriter:
     def _take(self) -> list[Queued]:
         first = self.queue.popleft()
         batch = [first]
-        if not (first.handler.alone or first.single):
+        if not first.single:
             while self.queue and len(batch) < MAX_BATCH:
                 item = self.queue[0]
-                if item.handler.alone or item.single:
+                if item.single:
                     break
                 batch.append(self.queue.popleft())
         for item in batch:
@@ -201,6 +201,9 @@ class RoomWriter:
                 if conn.closing is not None and conn.closing[0] == CLOSE_POLICY:
                     # Removed, revoked or its role changed since: not applied, and no one to tell.
                     self.dropped += 1
+                    log.info(
+                        "not applied: %s from a socket closed for %s", action.type, conn.closing[1]
+                    )
                     continue
                 mark = (conn.person_id, action.key) if action.key else None
                 if mark is not None and mark in applied:

@@ -61,6 +61,7 @@ async def test_resume_from_the_current_seq_gets_nothing(server: Server, world: W
         "held": None,
         "stage": {"live": [], "presenters": [], "ended": False},
         "green_room": None,
+        "more": {},
     }
     await back.nothing()
 

@@ -82,10 +82,10 @@ async def replies(live: Live, request_ids: set[int], timeout: float = 10.0) -> d
 async def test_sends_in_flight_when_a_socket_dies_are_applied_once_after_the_page_resends(
     start_server: ServerFactory, world: World, database_url: str
 ) -> None:
-    """Ada sends thirty messages and her connection drops at once, before any is answered. Her
-    page joins again and sends all thirty again with the same keys: each is in the room exactly
-    once, the ones applied before the drop answered with their original result, and Bea saw
-    each posted once."""
+    """SECURITY 15: Ada sends thirty messages and her connection drops at once, before any is
+    answered. Her page joins again and sends all thirty again with the same keys: each is in the
+    room exactly once, the ones applied before the drop answered with their original result, and
+    Bea saw each posted once."""
     server = await start_server(live_rate_limits=CHATTY)
     bea = await Live.join(server, world.session_id, world.attendees[1])
     ada = await Live.join(server, world.session_id, world.attendees[0])
@@ -122,9 +122,9 @@ async def test_sends_in_flight_when_a_socket_dies_are_applied_once_after_the_pag
 async def test_a_resend_after_the_server_restarts_is_applied_once(
     world: World, database_url: str, tmp_path: Path
 ) -> None:
-    """Ada's question reached the server, which stopped before her page saw the answer. The
-    page sends it again to the restarted server with the same key: one question, and the same
-    answer as the first time."""
+    """SECURITY 15: Ada's question reached the server, which stopped before her page saw the
+    answer. The page sends it again to the restarted server with the same key: one question, and
+    the same answer as the first time."""
     limits = json.dumps({"question": [100, 6000.0]})
     with dais_server(database_url, tmp_path, live_rate_limits=limits) as url:
         server = Server(url=url, settings=None, app=None)  # type: ignore[arg-type]
@@ -155,11 +155,12 @@ async def test_a_resend_after_the_server_restarts_is_applied_once(
 async def test_order_and_seq_stay_exact_when_actions_are_applied_in_batches(
     start_server: ServerFactory, world: World, database_url: str
 ) -> None:
-    """Twelve tabs post at once, each waiting for its answers, while some actions are refused
-    (a vote for no question), and one fails after writing (an announcement whose handler is
-    made to fail here), which rolls its batch back and applies the others again. The chair sees
-    every message once, numbered 1, 2, 3 … with no gap, each tab's messages in the order it
-    sent them; the stored events are the same; the failed announcement left nothing behind."""
+    """SECURITY 15 and 16: twelve tabs post at once, each waiting for its answers, while some
+    actions are refused (a vote for no question), and one fails after writing (an announcement
+    whose handler is made to fail here), which rolls its batch back and applies the others
+    again. The chair sees every message once, numbered 1, 2, 3 … with no gap, each tab's
+    messages in the order it sent them; the stored events are the same; the failed announcement
+    left nothing behind."""
     server = await start_server(live_rate_limits=CHATTY)
     gateway = server.app.state.live
     announce = gateway.handlers["announcement.post"]
