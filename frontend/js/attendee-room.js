@@ -1,5 +1,6 @@
 // The attendee's room: stage, pinned question, captions, reactions, Q&A, chat and polls.
 
+import { mountChatComposer, mountHistoryButton } from "./composer.js";
 import { $$, announce, h, replace, tabs } from "./dom.js";
 import { PROTOCOL, STATE, explain } from "./live.js";
 import { askerLabel, renderPinned, renderQuestions } from "./questions.js";
@@ -64,22 +65,15 @@ export function mountAttendeeRoom({ session, live, room, slots }) {
   room.on("questions", renderAllQuestions);
   room.on("you", renderAllQuestions);
   live.addEventListener("state", renderAllQuestions);
+  mountHistoryButton({ room, part: "questions", button: slots["more-questions"], list: slots.questions,
+    noun: (n) => (n === 1 ? "more question" : "more questions") });
 
   // Chat
-  slots["chat-form"].addEventListener("submit", async (submit) => {
-    submit.preventDefault();
-    const input = slots["chat-form"].elements.text;
-    const text = input.value.trim();
-    if (!text) return;
-    try {
-      const result = await live.send(A.chatSend, { text });
-      input.value = "";
-      if (result.held) announce("Your message waits for a moderator to review it.");
-    } catch (error) {
-      announce(explain(error));
-    }
-  });
-  room.on("chat", () => renderChat(slots.chat, room.messages));
+  const stopComposer = mountChatComposer({ live, form: slots["chat-form"], outbox: slots["chat-outbox"], status: slots["chat-sending"] });
+  const lines = new Map();
+  room.on("chat", () => renderChat(slots.chat, room.messages, lines));
+  mountHistoryButton({ room, part: "messages", button: slots["older-messages"], list: slots.chat, scrollTop: true,
+    noun: (n) => (n === 1 ? "older message" : "older messages") });
   room.on("announcement", (message) => {
     if (!message) return;
     showAnnouncement(slots.announcement, message);
@@ -116,7 +110,10 @@ export function mountAttendeeRoom({ session, live, room, slots }) {
   const stage = stageRenderer({ box: slots.stage, empty: slots["stage-empty"], sound: slots.sound, session });
   const watching = watchStage(live, (tracks) => stage.tracks(tracks));
   room.on("stage", () => stage.stage(room.stage));
-  return () => watching.close();
+  return () => {
+    watching.close();
+    stopComposer();
+  };
 }
 
 export function showAnnouncement(box, message) {
@@ -127,13 +124,27 @@ export function showAnnouncement(box, message) {
     h("button", { type: "button", class: "small secondary", onclick: () => { box.hidden = true; } }, "Dismiss"));
 }
 
-function renderChat(list, messages) {
+// Lines are kept per message and only new ones inserted, so that the list's live region reads
+// out what arrived, not the whole chat again.
+function renderChat(list, messages, lines) {
   if (!messages.length) {
+    lines.clear();
     replace(list, h("li", { class: "empty muted" }, "No messages yet."));
     return;
   }
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  replace(list, messages.map((m) => chatLine(m)));
+  const wanted = messages.map((m) => {
+    if (!lines.has(m.id)) lines.set(m.id, chatLine(m));
+    return lines.get(m.id);
+  });
+  const keep = new Set(wanted);
+  for (const [id, line] of lines) if (!keep.has(line)) lines.delete(id);
+  for (const child of [...list.children]) if (!keep.has(child)) child.remove();
+  let next = list.firstElementChild;
+  for (const line of wanted) {
+    if (line === next) next = next.nextElementSibling;
+    else list.insertBefore(line, next);
+  }
   if (atBottom) list.scrollTop = list.scrollHeight;
 }
 

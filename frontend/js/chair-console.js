@@ -3,6 +3,7 @@
 // and a clock against the agenda.
 
 import { chatLine, renderPolls } from "./attendee-room.js";
+import { mountChatComposer, mountHistoryButton } from "./composer.js";
 import { openCamera, stopStream } from "./devices.js";
 import { announce, h, replace } from "./dom.js";
 import { PROTOCOL, STATE, explain } from "./live.js";
@@ -90,7 +91,8 @@ export function mountChairConsole({ session, role, live, room, slots }) {
         button("Reject", () => act(A.questionReject, { question_id: q.id }), { class: "small secondary", "aria-label": `Reject: ${q.text}` }),
       ],
     });
-    slots["queue-count"].textContent = room.queue.size ? `(${room.queue.size})` : "";
+    // "(50+)" while more wait than the join and the pages so far brought.
+    slots["queue-count"].textContent = room.queue.size ? `(${room.queue.size}${room.hasMore("queue") ? "+" : ""})` : "";
     const pinnedId = room.room.pinned_question_id;
     renderQuestions(slots.questions, room.approved(), {
       empty: "None yet.",
@@ -107,11 +109,15 @@ export function mountChairConsole({ session, role, live, room, slots }) {
     renderPinned(slots.pinned, room.pinned());
   };
   room.on("questions", renderQuestionsAll);
+  mountHistoryButton({ room, part: "queue", button: slots["more-queue"], list: slots.queue,
+    noun: (n) => (n === 1 ? "more waiting question" : "more waiting questions") });
+  mountHistoryButton({ room, part: "questions", button: slots["more-questions"], list: slots.questions,
+    noun: (n) => (n === 1 ? "more question" : "more questions") });
 
   // Chat moderation: delete; held messages released or discarded; slow mode and lock.
   const renderChat = () => {
     const held = [...room.held.values()];
-    slots["held-card"].hidden = held.length === 0;
+    slots["held-card"].hidden = held.length === 0 && !room.hasMore("held");
     replace(slots.held, held.map((m) => chatLine(m, h("span", { class: "message-actions" },
       button("Release", () => act(A.heldRelease, { message_id: m.id }), { "aria-label": `Release message from ${m.author}` }),
       button("Discard", () => act(A.heldDiscard, { message_id: m.id }), { class: "small secondary", "aria-label": `Discard message from ${m.author}` })))));
@@ -120,15 +126,22 @@ export function mountChairConsole({ session, role, live, room, slots }) {
       return;
     }
     const moderated = (m) => m.author_role === "attendee" && m.author_id !== room.you?.person_id;
+    // Follows new messages unless the chair has scrolled back (or loaded older ones) to read.
+    const atBottom = slots.chat.scrollHeight - slots.chat.scrollTop - slots.chat.clientHeight < 40;
     replace(slots.chat, room.messages.map((m) => chatLine(m, h("span", { class: "message-actions" },
       button("Delete", () => act(A.messageDelete, { message_id: m.id }), { class: "small secondary", "aria-label": `Delete message from ${m.author}` }),
       moderated(m) ? button("Mute 15 min", () => act(A.personMute, { person_id: m.author_id, minutes: 15 }), { class: "small secondary", "aria-label": `Mute ${m.author} for 15 minutes` }) : null,
       moderated(m) ? button("Remove", () => {
         if (confirm(`Remove ${m.author} from this session? They cannot rejoin it.`)) act(A.personRemove, { person_id: m.author_id });
       }, { class: "small danger", "aria-label": `Remove ${m.author} from the session` }) : null))));
-    slots.chat.scrollTop = slots.chat.scrollHeight;
+    if (atBottom) slots.chat.scrollTop = slots.chat.scrollHeight;
   };
   room.on("chat", renderChat);
+  mountHistoryButton({ room, part: "messages", button: slots["older-messages"], list: slots.chat, scrollTop: true,
+    noun: (n) => (n === 1 ? "older message" : "older messages") });
+  mountHistoryButton({ room, part: "held", button: slots["more-held"], list: slots.held,
+    noun: (n) => (n === 1 ? "more held message" : "more held messages") });
+  const stopComposer = mountChatComposer({ live, form: slots["chat-form"], outbox: slots["chat-outbox"], status: slots["chat-sending"] });
   const renderRoom = () => {
     slots["slow-mode"].value = String(room.room.slow_mode_seconds || 0);
     if (!slots["slow-mode"].value) {
@@ -196,6 +209,7 @@ export function mountChairConsole({ session, role, live, room, slots }) {
   renderAll();
   return () => {
     clearInterval(clockTimer);
+    stopComposer();
     for (const cleanup of cleanups) cleanup();
   };
 }

@@ -42,7 +42,22 @@ export const PROTOCOL = {
     stageTakeOff: "stage.take_off", // {person_id}
     stageMute: "stage.mute", // {person_id, kind: "audio"|"video", muted}
     sessionEnd: "session.end", // {}
+    roomHistory: "room.history", // {part, cursor} -> {items, cursor, voted}
   },
+  // Every action but these carries `key`, the page's idempotency key: the server applies a key
+  // once per person and room, so the page keeps a keyed action until it is answered and sends it
+  // again (same key, new id) after reconnecting or when the room was busy. These are not kept,
+  // but sent on a live socket or not at all: signals, history, reactions (one late is no
+  // reaction) and the chair's stage controls, which run beside the room's order and take no key
+  // (docs/protocol.md's reference lists `key` on the actions that take one).
+  unkeyed: new Set([
+    "room.join", "media.publish", "media.watch", "media.answer", "room.history", "reaction.send",
+    "stage.go_live", "stage.take_off", "stage.mute", "session.end",
+  ]),
+  // An idempotency key: 8-64 characters of [A-Za-z0-9_-].
+  keyPattern: /^[A-Za-z0-9_-]{8,64}$/,
+  // {type:"error", code:"room.busy", retry_after_ms}: not applied; send it again (same key) then.
+  busy: "room.busy",
   // Pushed events. Room events carry `seq`; signals have `seq: null`.
   events: {
     messagePosted: "message.posted", // {message}
@@ -99,11 +114,27 @@ export const STATE = {
 
 const BACKOFF_MS = { first: 400, max: 10_000 };
 const JOIN_TIMEOUT_MS = 10_000;
+// Keyed actions waiting for an answer: at most this many, each for at most this long.
+export const OUTBOX = { max: 50, lifetimeMs: 10 * 60_000 };
+// When a `room.busy` reply gives no hint.
+const BUSY_DEFAULT_MS = 1000;
+
+// A fresh idempotency key: 32 hex digits (crypto.getRandomValues works on plain http too).
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function failure(code, message) {
   return Object.assign(new Error(message), { code });
 }
 
+// Keyed actions (every action not in PROTOCOL.unkeyed) go through an ordered outbox: each is kept
+// until the server answers it. A socket that drops leaves them pending; after the next join
+// (fresh or resumed) they are sent again in order, with their keys and new request ids, and the
+// server applies each key once. `room.busy` pauses the outbox for the reply's retry_after_ms.
+// Only three things end a keyed action without an answer: stop(), a refusal (1008) and its
+// lifetime (OUTBOX.lifetimeMs) running out while it waits.
 export class LiveSession extends EventTarget {
   constructor(sessionId, { WebSocketImpl = WebSocket } = {}) {
     super();
@@ -113,7 +144,11 @@ export class LiveSession extends EventTarget {
     this.lastSeq = null; // highest room-event seq applied
     this.attempt = 0;
     this.everJoined = false;
-    this.pending = new Map(); // action id -> {resolve, reject, timer}
+    this.pending = new Map(); // unkeyed action id -> {resolve, reject, timer}
+    this.outbox = []; // keyed actions not yet answered, in the order they were made
+    this.inflight = new Map(); // request id -> outbox entry sent on the current socket
+    this.busyUntil = 0; // Date.now() before which the outbox waits (room.busy)
+    this.busyTimer = null;
     this.socket = null;
     this.joinId = null;
     this.joinTimer = null;
@@ -151,6 +186,7 @@ export class LiveSession extends EventTarget {
     this.socket = null;
     if (socket) socket.close(1000, "leaving");
     this.failPending("closed");
+    this.failOutbox(failure("live.closed", "Not sent: you left the session."));
     this.setState(STATE.closed);
   }
 
@@ -179,10 +215,7 @@ export class LiveSession extends EventTarget {
     socket.addEventListener("message", (message) => { if (this.socket === socket) this.receive(message.data); });
     socket.addEventListener("close", (close) => {
       if (this.socket !== socket) return;
-      this.socket = null;
-      this.joinId = null;
-      clearTimeout(this.joinTimer);
-      this.failPending("disconnected");
+      this.detach();
       this.dispatchEvent(new CustomEvent("disconnected", { detail: close.code }));
       if (this.stopped) return;
       if (close.code === PROTOCOL.policyClose) {
@@ -191,6 +224,7 @@ export class LiveSession extends EventTarget {
         this.stopped = true;
         if (close.reason === PROTOCOL.roleChanged && reloadForRole()) return;
         this.reason = PROTOCOL.refusals[close.reason] || this.reason || PROTOCOL.refusals["auth.forbidden"];
+        this.failOutbox(failure(close.reason || "live.closed", `Not sent: ${this.reason}`));
         this.setState(STATE.closed);
         return;
       }
@@ -198,13 +232,26 @@ export class LiveSession extends EventTarget {
     });
   }
 
+  // Forget the current socket: unkeyed actions on it fail, keyed ones wait for the next join.
+  detach() {
+    this.socket = null;
+    this.joinId = null;
+    clearTimeout(this.joinTimer);
+    this.failPending("disconnected");
+    for (const entry of this.inflight.values()) {
+      clearTimeout(entry.timer);
+      entry.id = null;
+      if (entry.expired) this.settle(entry, failure("live.expired", EXPIRED));
+    }
+    this.inflight.clear();
+  }
+
   retrySoon(delay) {
     if (this.stopped) return;
     if (this.socket) {
       const socket = this.socket;
-      this.socket = null;
+      this.detach();
       socket.close(4002, "retry");
-      this.failPending("disconnected");
     }
     this.attempt += 1;
     const backoff = Math.min(BACKOFF_MS.max, BACKOFF_MS.first * 2 ** Math.min(this.attempt - 1, 8));
@@ -228,12 +275,27 @@ export class LiveSession extends EventTarget {
         this.joined(frame);
         return;
       }
+      const entry = this.inflight.get(frame.id);
+      if (entry) {
+        this.inflight.delete(frame.id);
+        clearTimeout(entry.timer);
+        entry.id = null;
+        if (frame.type === PROTOCOL.reply.error && frame.code === PROTOCOL.busy) {
+          // Not applied: it waits (with everything after it) and goes again with the same key.
+          if (entry.expired) this.settle(entry, failure("live.expired", EXPIRED));
+          else this.busy(frame.retry_after_ms);
+          return;
+        }
+        this.settle(entry, replyOutcome(frame));
+        return;
+      }
       const waiter = this.pending.get(frame.id);
       if (!waiter) return;
       this.pending.delete(frame.id);
       clearTimeout(waiter.timer);
-      if (frame.type === PROTOCOL.reply.ok) waiter.resolve(frame.result || {});
-      else waiter.reject(Object.assign(failure(frame.code, frame.message || frame.code), { field: frame.field }));
+      const outcome = replyOutcome(frame);
+      if (outcome instanceof Error) waiter.reject(outcome);
+      else waiter.resolve(outcome);
       return;
     }
     if (typeof frame.seq === "number") {
@@ -263,6 +325,8 @@ export class LiveSession extends EventTarget {
     this.reason = "";
     this.setState(STATE.live);
     this.emit({ type: PROTOCOL.events.joined, seq: null, result });
+    // What was kept while the socket was down goes now, in order, with the same keys.
+    this.flush();
   }
 
   emit(frame) {
@@ -271,7 +335,12 @@ export class LiveSession extends EventTarget {
   }
 
   // Send an action; resolves with the `ok` reply's result, rejects with the error's code.
-  send(type, fields = {}, { timeoutMs = 15_000 } = {}) {
+  // Keyed actions are kept in the outbox while disconnected or busy (see above); `key` reuses a
+  // key, to send again something that may have been applied. `timeoutMs` is how long a sent action
+  // may go unanswered: an unkeyed one then fails (live.timeout); for a keyed one the socket is
+  // taken for dead and the action is sent again on the next.
+  send(type, fields = {}, { timeoutMs = 15_000, key } = {}) {
+    if (!PROTOCOL.unkeyed.has(type)) return this.keep(type, fields, { timeoutMs, key });
     if (!this.socket || this.state !== STATE.live || this.socket.readyState !== 1) {
       return Promise.reject(failure("live.not_connected", "Not connected: this is sent again when the connection is back."));
     }
@@ -284,6 +353,87 @@ export class LiveSession extends EventTarget {
       this.pending.set(id, { resolve, reject, timer });
       this.socket.send(JSON.stringify({ ...fields, id, type }));
     });
+  }
+
+  keep(type, fields, { timeoutMs, key }) {
+    if (this.stopped) return Promise.reject(failure("live.closed", this.reason || "Not connected to the session."));
+    if (this.outbox.length >= OUTBOX.max) {
+      return Promise.reject(failure("live.outbox_full", "Not sent: too much is waiting for the connection. Please wait until it is back."));
+    }
+    if (key !== undefined && !PROTOCOL.keyPattern.test(key)) throw new TypeError(`not an idempotency key: ${key}`);
+    return new Promise((resolve, reject) => {
+      const entry = { type, fields, key: key ?? newKey(), timeoutMs, resolve, reject, id: null, timer: null, expired: false };
+      entry.lifetime = setTimeout(() => {
+        entry.expired = true;
+        // Sent and not answered yet: its answer (or the socket closing) settles it.
+        if (entry.id === null) this.settle(entry, failure("live.expired", EXPIRED));
+      }, OUTBOX.lifetimeMs);
+      this.outbox.push(entry);
+      this.changedOutbox();
+      this.flush();
+    });
+  }
+
+  // Send every kept action that is not on the wire, in order, if the socket is live and the room
+  // not busy.
+  flush() {
+    const socket = this.socket;
+    if (!socket || this.state !== STATE.live || socket.readyState !== 1) return;
+    if (Date.now() < this.busyUntil) return;
+    for (const entry of this.outbox) {
+      if (entry.id !== null) continue;
+      entry.id = this.newId();
+      this.inflight.set(entry.id, entry);
+      // No answer in time: the socket is taken for dead (half-open) and the action goes again
+      // on the next one. Resending is safe: the key is applied once.
+      entry.timer = setTimeout(() => {
+        if (this.socket === socket && this.inflight.get(entry.id) === entry) this.retrySoon();
+      }, entry.timeoutMs);
+      socket.send(JSON.stringify({ ...entry.fields, id: entry.id, type: entry.type, key: entry.key }));
+    }
+  }
+
+  // The room's queue is full: nothing more goes until retry_after_ms (and some jitter, so that a
+  // crowd's retries spread) have passed; then everything waiting goes again, in order.
+  busy(retryAfterMs) {
+    const wait = Math.max(0, Number(retryAfterMs) || BUSY_DEFAULT_MS);
+    const until = Date.now() + wait + Math.random() * Math.min(1000, wait / 4 + 100);
+    if (until <= this.busyUntil) return;
+    this.busyUntil = until;
+    clearTimeout(this.busyTimer);
+    this.busyTimer = setTimeout(() => {
+      this.busyUntil = 0;
+      this.dispatchEvent(new CustomEvent("busy", { detail: { until: 0 } }));
+      this.flush();
+    }, until - Date.now());
+    this.dispatchEvent(new CustomEvent("busy", { detail: { until } }));
+  }
+
+  // An outbox entry's end: resolved with a result, or rejected with an Error.
+  settle(entry, outcome) {
+    const index = this.outbox.indexOf(entry);
+    if (index === -1) return;
+    this.outbox.splice(index, 1);
+    clearTimeout(entry.timer);
+    clearTimeout(entry.lifetime);
+    if (entry.id !== null) this.inflight.delete(entry.id);
+    entry.id = null;
+    if (outcome instanceof Error) entry.reject(outcome);
+    else entry.resolve(outcome);
+    this.changedOutbox();
+  }
+
+  failOutbox(error) {
+    for (const entry of [...this.outbox]) this.settle(entry, error);
+    clearTimeout(this.busyTimer);
+    if (this.busyUntil) {
+      this.busyUntil = 0;
+      this.dispatchEvent(new CustomEvent("busy", { detail: { until: 0 } }));
+    }
+  }
+
+  changedOutbox() {
+    this.dispatchEvent(new CustomEvent("outbox", { detail: { size: this.outbox.length } }));
   }
 
   newId() {
@@ -303,6 +453,13 @@ export class LiveSession extends EventTarget {
     this.state = state;
     this.dispatchEvent(new CustomEvent("state", { detail: state }));
   }
+}
+
+const EXPIRED = `Not sent: the connection was not back within ${OUTBOX.lifetimeMs / 60_000} minutes.`;
+
+function replyOutcome(frame) {
+  if (frame.type === PROTOCOL.reply.ok) return frame.result || {};
+  return Object.assign(failure(frame.code, frame.message || frame.code), { field: frame.field });
 }
 
 // The person's role in the session changed: the server renders another view (room, console,
@@ -330,6 +487,8 @@ export function explain(error) {
     "question.anonymous_not_allowed": "This session does not take anonymous questions.",
     "auth.forbidden": "You cannot do that here.",
     "live.not_connected": "Not connected right now. Please try again when the indicator says Live.",
+    "live.outbox_full": "Not sent: too much is waiting for the connection. Please wait until the indicator says Live.",
+    "room.busy": "The room is very busy: please try again in a moment.",
   }[error && error.code];
   return text || (error && error.message) || "Something went wrong.";
 }

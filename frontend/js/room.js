@@ -5,7 +5,14 @@
 import { PROTOCOL } from "./live.js";
 
 const E = PROTOCOL.events;
+// Messages kept on screen as they arrive; older ones that fall off stay in `stash`, so "Show
+// older messages" brings them back before asking the server. Loading older messages raises the
+// limit: new arrivals never push out what the person just asked to see.
 const MAX_MESSAGES = 300;
+const MAX_STASHED = 5000;
+// The parts of the room the join sends only the start of (JoinResult.more), fetched a page at a
+// time with `room.history`.
+export const HISTORY_PARTS = ["messages", "questions", "queue", "held"];
 
 export class RoomState extends EventTarget {
   constructor(live, sessionId) {
@@ -32,6 +39,12 @@ export class RoomState extends EventTarget {
     this.stage = { live: [], presenters: [], ended: false };
     this.greenRoom = { live: [], presenters: [], ended: false };
     this.lastAnnouncement = null;
+    this.more = {}; // part -> cursor of the next `room.history` page (JoinResult.more)
+    this.stash = []; // messages trimmed from the top of `messages`, oldest first
+    this.messageLimit = MAX_MESSAGES;
+    this.gone = new Set(); // ids deleted, discarded or rejected since the join: not brought back by a page
+    this.loading = new Map(); // part -> the page being fetched
+    this.generation = (this.generation || 0) + 1; // a fresh join starts a new one: older pages are dropped
   }
 
   // Ids of questions this browser asked, kept for the tab's life so an approved (possibly
@@ -67,7 +80,7 @@ export class RoomState extends EventTarget {
         this.held.delete(frame.message.id);
         if (!this.messages.some((m) => m.id === frame.message.id)) {
           this.messages.push(frame.message);
-          if (this.messages.length > MAX_MESSAGES) this.messages.shift();
+          this.trim();
         }
         if (frame.type === E.announcementPosted) {
           this.lastAnnouncement = frame.message;
@@ -81,7 +94,9 @@ export class RoomState extends EventTarget {
         break;
       case E.messageDeleted:
         this.messages = this.messages.filter((m) => m.id !== frame.message_id);
+        this.stash = this.stash.filter((m) => m.id !== frame.message_id);
         this.held.delete(frame.message_id);
+        this.gone.add(frame.message_id);
         this.changed("chat");
         break;
       case E.questionSubmitted:
@@ -105,6 +120,7 @@ export class RoomState extends EventTarget {
       case E.questionRejected: {
         this.queue.delete(frame.question_id);
         this.questions.delete(frame.question_id);
+        this.gone.add(frame.question_id);
         const mine = this.myQuestions.get(frame.question_id);
         if (mine) mine.status = "rejected";
         if (this.room.pinned_question_id === frame.question_id) this.room.pinned_question_id = null;
@@ -188,7 +204,9 @@ export class RoomState extends EventTarget {
     const watching = this.watching;
     this.reset();
     Object.assign(this, { stage, greenRoom, myPollVotes: pollVotes, you, room, watching });
-    this.messages = (result.messages || []).slice(-MAX_MESSAGES);
+    this.more = { ...(result.more || {}) };
+    this.messages = result.messages || [];
+    this.trim();
     for (const q of result.questions || []) this.questions.set(q.id, q);
     for (const q of result.queue || []) this.queue.set(q.id, q);
     for (const m of result.held || []) this.held.set(m.id, m);
@@ -204,6 +222,78 @@ export class RoomState extends EventTarget {
       if (q) this.myQuestions.set(id, q);
     }
     this.changed("all");
+  }
+
+  trim() {
+    if (this.messages.length <= this.messageLimit) return;
+    this.stash.push(...this.messages.splice(0, this.messages.length - this.messageLimit));
+    if (this.stash.length > MAX_STASHED) {
+      // Past this, what is dropped cannot be fetched again without skipping it: the server's
+      // cursor points further back. So the way back stops here.
+      this.stash.splice(0, this.stash.length - MAX_STASHED);
+      delete this.more.messages;
+    }
+  }
+
+  // Whether "Show older messages" / "Show more …" has anything to show.
+  hasMore(part) {
+    return Boolean(this.more[part]) || (part === "messages" && this.stash.length > 0);
+  }
+
+  // The next page of a part (see HISTORY_PARTS), merged in: older messages before the ones
+  // shown, further questions, queue and held messages into their maps. Resolves with the items
+  // newly shown (none when a fresh join replaced the state meanwhile); rejects as `live.send` does.
+  loadMore(part) {
+    if (!this.loading.has(part)) {
+      const loading = this.fetchMore(part).finally(() => {
+        if (this.loading.get(part) === loading) this.loading.delete(part);
+      });
+      this.loading.set(part, loading);
+    }
+    return this.loading.get(part);
+  }
+
+  async fetchMore(part) {
+    if (part === "messages" && this.stash.length) {
+      const back = this.stash.splice(Math.max(0, this.stash.length - 50));
+      this.messages = [...back, ...this.messages];
+      this.messageLimit = Math.max(this.messageLimit, this.messages.length + MAX_MESSAGES);
+      this.changed("chat");
+      this.changed("more");
+      return back;
+    }
+    const cursor = this.more[part];
+    if (!cursor) return [];
+    const generation = this.generation;
+    const page = await this.live.send(PROTOCOL.actions.roomHistory, { part, cursor });
+    if (generation !== this.generation) return [];
+    if (page.cursor) this.more[part] = page.cursor;
+    else delete this.more[part];
+    const items = (page.items || []).filter((item) => !this.gone.has(item.id));
+    let shown = [];
+    if (part === "messages") {
+      const have = new Set(this.messages.map((m) => m.id));
+      shown = items.filter((m) => !have.has(m.id));
+      this.messages = [...shown, ...this.messages];
+      this.messageLimit = Math.max(this.messageLimit, this.messages.length + MAX_MESSAGES);
+      this.changed("chat");
+    } else if (part === "held") {
+      const posted = new Set(this.messages.map((m) => m.id));
+      shown = items.filter((m) => !this.held.has(m.id) && !posted.has(m.id));
+      for (const m of shown) this.held.set(m.id, m);
+      this.changed("chat");
+    } else {
+      // Questions the events kept up to date since the join stay as they are.
+      const map = part === "queue" ? this.queue : this.questions;
+      shown = items.filter((q) => !this.questions.has(q.id) && !this.queue.has(q.id));
+      for (const q of shown) map.set(q.id, q);
+      for (const id of page.voted || []) this.voted.add(id);
+      const mine = this.mineIds();
+      for (const q of shown) if (mine.has(q.id)) this.myQuestions.set(q.id, { ...this.myQuestions.get(q.id), ...q });
+      this.changed("questions");
+    }
+    this.changed("more");
+    return shown;
   }
 
   touchMine(question) {

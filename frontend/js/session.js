@@ -106,9 +106,14 @@ function showConnection(live, offlineNote) {
     text.textContent = state === STATE.closed && live.reason ? live.reason : STATE_TEXT[state];
     offlineNote.hidden = state === STATE.live;
     if (state === STATE.closed && live.reason) offlineNote.textContent = live.reason;
+    else if (state === STATE.reconnecting && live.everJoined) offlineNote.textContent = "The connection dropped. Dais is reconnecting by itself; nothing you sent is lost, and chat messages you write now are sent when it is back.";
     else if (state === STATE.reconnecting) offlineNote.textContent = "The connection dropped. Dais is reconnecting by itself; nothing you sent is lost.";
     else if (state === STATE.connecting) offlineNote.textContent = "Connecting to the session…";
     for (const fieldset of document.querySelectorAll(".needs-live")) fieldset.disabled = state !== STATE.live;
+    // What these send is kept while the connection is down (live.js's outbox), once the room has
+    // been joined: a refused join would refuse it anyway.
+    const keeps = state === STATE.live || (state === STATE.reconnecting && live.everJoined);
+    for (const fieldset of document.querySelectorAll(".needs-joined")) fieldset.disabled = !keeps;
   };
   live.addEventListener("state", (event) => update(event.detail));
   update(live.state);

@@ -4,6 +4,7 @@ speaker signed in through their invite links and attendees registered with a dis
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,9 +44,18 @@ class Story:
         await page.wait_for_url(f"**{self.session_path}")
         return page
 
-    async def attendee(self, name: str, **options: Any) -> Page:
-        """A new browser for an attendee registered with only a display name, in the room."""
+    async def attendee(
+        self,
+        name: str,
+        *,
+        prepare: Callable[[BrowserContext], Awaitable[None]] | None = None,
+        **options: Any,
+    ) -> Page:
+        """A new browser for an attendee registered with only a display name, in the room.
+        `prepare` gets the browser context before the page opens (to route its websocket)."""
         context = await self.contexts.new(**options)
+        if prepare is not None:
+            await prepare(context)
         registered = await context.request.post(
             f"/api/events/{self.event['id']}/register",
             data={"display_name": name},
