@@ -70,5 +70,7 @@ def log_config() -> dict[str, Any]:
             "app": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "chat": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "streaming": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            # Named for the service rather than the module (`dais.chat`, `dais.chat.stage`, ...).
+            "dais": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         },
     }
