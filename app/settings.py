@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     live_queue_frames: int = 256
     live_replay_events: int = 1000
     live_history_messages: int = 50
+    # Frames to a socket are held back this long and written together (chat/connection.py).
+    live_cork_seconds: float = 0.005
     # A room holding this many actions not yet applied answers new ones `room.busy` (chat/writer.py).
     live_room_queue_actions: int = 500
     live_purge_every_seconds: float = 3600.0

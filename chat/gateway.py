@@ -31,7 +31,7 @@ from app.throttle import JOINS_PER_CLIENT, JOINS_PER_SIGN_IN, Throttles
 from chat import service
 from chat.attendance import Sampler
 from chat.bus import Bus, Envelope, open_bus
-from chat.connection import Connection
+from chat.connection import Connection, Cork
 from chat.guard import Handler, LiveRouter, dispatch
 from chat.limits import RateLimits
 from chat.protocol import (
@@ -100,6 +100,8 @@ class Gateway:
         self.throttles = throttles
         self.cache = cache or RoomCache()
         self.attendance = Sampler(rooms, sessionmaker)
+        # Frames to sockets go out together every few milliseconds (chat/connection.py).
+        self.cork = Cork(settings.live_cork_seconds)
         # Each room's actions, applied in batches (chat/writer.py).
         self.writers = Writers(self, limit=settings.live_room_queue_actions)
         # The application's state, for handlers that need other long-lived objects (media).
@@ -150,7 +152,12 @@ class Gateway:
             await websocket.close(code=CLOSE_POLICY)
             return
         await websocket.accept()
-        conn = Connection(websocket, session_id=session_id, limit=self.settings.live_queue_frames)
+        conn = Connection(
+            websocket,
+            session_id=session_id,
+            limit=self.settings.live_queue_frames,
+            cork=self.cork,
+        )
         receiver = asyncio.create_task(self._receive(conn))
         sender = asyncio.create_task(conn.run_sender())
         stopped = asyncio.create_task(conn.stopped.wait())
@@ -166,6 +173,7 @@ class Gateway:
             for task in (receiver, sender, stopped):
                 task.cancel()
             await asyncio.gather(receiver, sender, stopped, return_exceptions=True)
+            conn.uncork()  # whatever is held back goes before the close frame
             if conn.closing is not None and conn.closing[0] != 1006:
                 code, reason = conn.closing
                 # A stalled reader may never take the close frame: wait for it only a while.

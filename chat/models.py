@@ -55,11 +55,13 @@ class ActionKey(Base):
 
     __tablename__ = "live_action_keys"
 
+    # In this order, so a batch finds its keys with `session_id = ? AND key IN (...)` on the
+    # primary key's index, however many keys the room has stored.
     session_id: Mapped[str] = mapped_column(
         ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
     )
-    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     # The `ok` reply's result, as JSON.
     result: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -40,9 +40,13 @@ from chat.service import add_once, question_view
 live = LiveRouter()
 
 
-async def get_question(ctx: Context, question_id: str, *, approved: bool = False) -> Question:
-    """A question of this room (`approved`: only an approved one), or `question.not_found`."""
-    question = await ctx.db.get(Question, question_id, populate_existing=True)
+async def get_question(
+    ctx: Context, question_id: str, *, approved: bool = False, fresh: bool = True
+) -> Question:
+    """A question of this room (`approved`: only an approved one), or `question.not_found`.
+    Read anew unless `fresh` is False: then as already loaded in this batch, if it was (a vote
+    needs no more, and a popular question's votes then cost no read each)."""
+    question = await ctx.db.get(Question, question_id, populate_existing=fresh)
     if question is None or question.session_id != ctx.session.id:
         raise NotFound("question.not_found", "There is no such question.")
     if approved and question.status != QuestionStatus.approved:
@@ -127,7 +131,7 @@ async def reject(ctx: Context, action: QuestionReject) -> None:
 
 @live.action(QuestionVoteAction, rate="vote")
 async def vote(ctx: Context, action: QuestionVoteAction) -> dict[str, object]:
-    question = await get_question(ctx, action.question_id, approved=True)
+    question = await get_question(ctx, action.question_id, approved=True, fresh=False)
     if not await add_once(ctx.db, QuestionVote, question_id=question.id, person_id=ctx.person_id):
         raise Conflict("question.already_voted", "You have voted for this question.")
     return await _count(ctx, question, +1)
@@ -135,7 +139,7 @@ async def vote(ctx: Context, action: QuestionVoteAction) -> dict[str, object]:
 
 @live.action(QuestionUnvote, rate="vote")
 async def unvote(ctx: Context, action: QuestionUnvote) -> dict[str, object]:
-    question = await get_question(ctx, action.question_id, approved=True)
+    question = await get_question(ctx, action.question_id, approved=True, fresh=False)
     removed = await ctx.db.execute(
         delete(QuestionVote).where(
             QuestionVote.question_id == question.id, QuestionVote.person_id == ctx.person_id

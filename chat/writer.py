@@ -37,10 +37,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.db import utcnow
 from app.errors import DomainError, Forbidden
@@ -196,6 +196,7 @@ class RoomWriter:
                 self._answer_all(batch, error)
                 return
             applied = await _applied_keys(db, self.session_id, batch)
+            keys: list[dict[str, Any]] = []
             for index, item in enumerate(batch):
                 conn, handler, action = item.conn, item.handler, item.action
                 if conn.closing is not None and conn.closing[0] == CLOSE_POLICY:
@@ -205,30 +206,30 @@ class RoomWriter:
                         "not applied: %s from a socket closed for %s", action.type, conn.closing[1]
                     )
                     continue
-                mark = (conn.person_id, action.key) if action.key else None
-                if mark is not None and mark in applied:
-                    replies.append((item, ok_frame(action.id, applied[mark])))
+                keyed = (conn.person_id, action.key) if action.key else None
+                if keyed is not None and keyed in applied:
+                    replies.append((item, ok_frame(action.id, applied[keyed])))
                     continue
                 ctx = Context(
                     gateway, conn, db, facts.room, facts.session, facts.event, facts.sanctions
                 )
-                if _pending(db):
-                    # Earlier actions' rows go now, so whatever this one writes is its own.
-                    await db.flush()
-                before = connection.info.get(CHANGED, 0)
+                start = _Mark.take(db, connection)
                 try:
                     if facts.sanctions.is_removed(conn.person_id):
                         raise Forbidden("room.removed", "You have been removed from this room.")
                     if conn.role not in handler.permission:
                         await audit(db, ctx, handler, action, outcome="forbidden")
                         await db.flush()
-                        before = connection.info.get(CHANGED, 0)  # the refusal's entry stays
+                        start = _Mark.take(db, connection)  # the refusal's entry stays
                         raise Forbidden("auth.forbidden", "You may not do this here.")
                     result = await handler.fn(ctx, action)
                     if handler.audited:
                         await audit(db, ctx, handler, action, outcome="done")
                 except DomainError as error:
-                    if connection.info.get(CHANGED, 0) != before or _pending(db):
+                    if start.wrote(db, connection):
+                        log.info(
+                            "%s failed after writing: its batch is applied again", handler.name
+                        )
                         await db.rollback()
                         answer_error(conn, error, action.id)
                         raise _Retry(batch[:index] + batch[index + 1 :]) from None
@@ -242,17 +243,17 @@ class RoomWriter:
                     )
                     raise _Retry(batch[:index] + batch[index + 1 :]) from None
                 result_text = result_json(result)
-                if mark is not None:
-                    db.add(
-                        ActionKey(
-                            session_id=self.session_id,
-                            person_id=mark[0],
-                            key=mark[1],
-                            result=result_text,
-                            created_at=utcnow(),
-                        )
+                if keyed is not None:
+                    keys.append(
+                        {
+                            "session_id": self.session_id,
+                            "person_id": keyed[0],
+                            "key": keyed[1],
+                            "result": result_text,
+                            "created_at": utcnow(),
+                        }
                     )
-                    applied[mark] = result_text
+                    applied[keyed] = result_text
                 replies.append((item, ok_frame(action.id, result_text)))
                 published += ctx.published
                 if any(isinstance(e, Envelope) and e.kind == FORGET for e in ctx.published):
@@ -260,6 +261,9 @@ class RoomWriter:
                     self._again(batch[index + 1 :])
                     break
             await self._number(db, [r for r in published if isinstance(r, Recorded)])
+            if keys:
+                # Rows nothing in the batch reads back: one statement, no unit of work.
+                await db.execute(insert(ActionKey), keys)
             try:
                 await db.commit()
             except IntegrityError:
@@ -296,26 +300,58 @@ class RoomWriter:
         )
         assert last is not None
         seq = last - len(recorded)
+        rows = []
+        now = utcnow()
         for item in recorded:
             seq += 1
             item.event.seq = seq
             frame = item.event.model_dump_json()
-            db.add(
-                RoomEvent(
-                    session_id=self.session_id,
-                    seq=seq,
-                    type=item.event.type,
-                    audience=item.audience,
-                    subject_id=item.subject_id,
-                    frame=frame,
-                )
+            rows.append(
+                {
+                    "session_id": self.session_id,
+                    "seq": seq,
+                    "type": item.event.type,
+                    "audience": item.audience,
+                    "subject_id": item.subject_id,
+                    "frame": frame,
+                    "withdrawn": False,
+                    "created_at": now,
+                }
             )
             item.envelope = Envelope("frame", self.session_id, item.audience, seq, frame)
+        # One statement for the batch's events, without the ORM's unit of work.
+        await db.execute(insert(RoomEvent), rows)
 
 
-def _pending(db: AsyncSession) -> bool:
-    """Changes made to loaded objects (or objects added) and not yet written."""
-    return bool(db.new or db.dirty or db.deleted)
+@dataclass(slots=True)
+class _Mark:
+    """Where the batch stood when an action began, to tell whether the action wrote anything.
+
+    The batch's rows are written together (at its end, or when a handler's query flushes them
+    first), so a failing action may have flushed earlier actions' objects: those are `pending`
+    (objects added, changed or deleted and not yet written) and each writes one row."""
+
+    changed: int  # rows changed on the connection so far
+    pending: int
+    probe: object  # one of the pending objects, to see whether they were flushed since
+
+    @classmethod
+    def take(cls, db: AsyncSession, connection: AsyncConnection) -> _Mark:
+        pending = [*db.new, *db.dirty, *db.deleted]
+        return cls(connection.info.get(CHANGED, 0), len(pending), pending[0] if pending else None)
+
+    def wrote(self, db: AsyncSession, connection: AsyncConnection) -> bool:
+        """True when the action changed rows or objects of its own (or when that cannot be told
+        apart from earlier actions' writes: the batch is then applied again, which is safe)."""
+        changed = connection.info.get(CHANGED, 0) - self.changed
+        pending_now = len(db.new) + len(db.dirty) + len(db.deleted)
+        probe = self.probe
+        flushed = probe is not None and not (
+            probe in db.new or probe in db.dirty or probe in db.deleted
+        )
+        if flushed:
+            return changed != self.pending or pending_now != 0
+        return changed != 0 or pending_now != self.pending
 
 
 async def _applied_keys(

@@ -22,8 +22,8 @@ def upgrade() -> None:
     op.create_table(
         "live_action_keys",
         sa.Column("session_id", sa.String(length=32), nullable=False),
-        sa.Column("person_id", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("person_id", sa.String(length=32), nullable=False),
         sa.Column("result", sa.Text(), nullable=False),
         sa.Column("created_at", app.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -32,7 +32,7 @@ def upgrade() -> None:
             name=op.f("fk_live_action_keys_session_id_sessions"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("session_id", "person_id", "key", name=op.f("pk_live_action_keys")),
+        sa.PrimaryKeyConstraint("session_id", "key", "person_id", name=op.f("pk_live_action_keys")),
     )
     with op.batch_alter_table("live_action_keys", schema=None) as batch_op:
         batch_op.create_index(
