@@ -157,7 +157,10 @@ class RoomWriter:
                     self._again(retry.again)
                 except Exception:
                     log.exception("a batch of room actions failed")
-                    self._answer_all(batch, DomainError("server.error", "Something went wrong."))
+                    self._answer_all(
+                        [item for item in batch if not item.queued],
+                        DomainError("server.error", "Something went wrong."),
+                    )
                 for item in batch:
                     if not item.queued and not item.answered.done():
                         item.answered.set_result(None)
@@ -269,12 +272,14 @@ class RoomWriter:
             except IntegrityError:
                 # Another process stored the same key or vote meanwhile: one by one, again.
                 await db.rollback()
-                if len(batch) == 1 and batch[0].single:
-                    self._answer_all(batch, DomainError("server.error", "Something went wrong."))
+                # (Those queued again after a change of settings are there already.)
+                tried = [item for item in batch if not item.queued]
+                if len(tried) == 1 and tried[0].single:
+                    self._answer_all(tried, DomainError("server.error", "Something went wrong."))
                     return
-                for item in batch:
+                for item in tried:
                     item.single = True
-                raise _Retry(batch) from None
+                raise _Retry(tried) from None
         # Committed: forget what changed here at once (other processes by the bus), acknowledge
         # in order, then broadcast in order.
         envelopes = [r.envelope if isinstance(r, Recorded) else r for r in published]

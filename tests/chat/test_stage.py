@@ -12,6 +12,7 @@ from aiortc import RTCPeerConnection
 
 from tests.chat.conftest import Live, Server, ServerFactory, World
 from tests.streaming.media_clients import (
+    LOOPBACK_ONLY,
     SyntheticCamera,
     Tone,
     Viewer,
@@ -66,7 +67,7 @@ class Tab:
         return answer
 
     async def publish(self) -> dict[str, Any]:
-        self.publisher = RTCPeerConnection()
+        self.publisher = RTCPeerConnection(LOOPBACK_ONLY)
         sdp = await publisher_offer(self.publisher, [SyntheticCamera(), Tone()])
         result = await self.live.ok("media.publish", sdp=sdp)
         await apply_answer(self.publisher, result["sdp"])
@@ -143,7 +144,7 @@ async def test_an_attendee_who_offers_media_is_refused_without_a_peer_connection
 ) -> None:
     """SECURITY 4 and 22: no publish rights, no peer connection: `media.forbidden`."""
     attendee = Tab(await Live.join(server, world.session_id, world.attendees[0]))
-    offerer = RTCPeerConnection()
+    offerer = RTCPeerConnection(LOOPBACK_ONLY)
     try:
         sdp = await publisher_offer(offerer, [SyntheticCamera(), Tone()])
         refused = await attendee.live.request("media.publish", sdp=sdp)

@@ -8,14 +8,20 @@ from collections.abc import Callable
 
 import pytest
 from aiortc import RTCPeerConnection
-from media_clients import Conference, SyntheticCamera, eventually, publisher_offer
+from media_clients import (
+    LOOPBACK_ONLY,
+    Conference,
+    SyntheticCamera,
+    eventually,
+    publisher_offer,
+)
 
 from streaming import MediaError
 
 
 async def test_an_sdp_over_64_kib_is_refused(conference: Conference) -> None:
     """SECURITY 6: an SDP over 64 KiB is refused with media.sdp_too_large."""
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(LOOPBACK_ONLY)
     conference.publishers.append(pc)
     sdp = await publisher_offer(pc, [SyntheticCamera()])
     padded = sdp + "a=x-padding:" + "A" * 65536 + "\r\n"

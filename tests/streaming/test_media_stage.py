@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from aiortc import RTCPeerConnection
 from media_clients import (
+    LOOPBACK_ONLY,
     Conference,
     Decoy,
     PacketCounter,
@@ -132,7 +133,7 @@ async def test_an_attendees_offer_is_refused_without_any_peer_connection(
     chair = await conference.watch("s1", "chair", sees_green_room=True)
     decoy = Decoy()
     try:
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(LOOPBACK_ONLY)
         conference.publishers.append(pc)
         sdp = await publisher_offer(pc, [SyntheticCamera(), Tone()], edit=decoy.name_in)
         assert decoy.candidate in sdp.split("\r\n")
@@ -251,7 +252,7 @@ async def test_an_h264_speaker_is_forwarded_as_h264(conference: Conference) -> N
 
     from aiortc import RTCPeerConnection, RTCRtpSender
 
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(LOOPBACK_ONLY)
     conference.publishers.append(pc)
     transceiver = pc.addTransceiver(SyntheticCamera(width=320, height=240), direction="sendonly")
     transceiver.setCodecPreferences(
