@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -281,25 +281,27 @@ class LiveRouter:
         rate: str | None = None,
         ordered: bool = True,
     ) -> Callable[[HandlerFn], HandlerFn]:
-        return self._register(Handler("", model, _unset, permission, rate, ordered=ordered))
+        return self._register(model, permission, rate, ordered=ordered)
 
     def signal(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
         """Register a signal: anyone in the room may send it (the handler refuses what it must),
         rate-limited, answered without the room's writer or a database transaction."""
-        return self._register(Handler("", model, _unset, Permission.attend, rate, signal=True))
+        return self._register(model, Permission.attend, rate, signal=True)
 
     def read(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
         """Register a read: anyone in the room may send it (the handler refuses what it must),
         rate-limited, answered at once from its own database session."""
-        return self._register(Handler("", model, _unset, Permission.attend, rate, read=True))
+        return self._register(model, Permission.attend, rate, read=True)
 
-    def _register(self, spec: Handler) -> Callable[[HandlerFn], HandlerFn]:
-        type_ = spec.model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    def _register(
+        self, model: type[Action], permission: frozenset[Role], rate: str | None, **kind: bool
+    ) -> Callable[[HandlerFn], HandlerFn]:
+        type_ = model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
 
         def register(fn: HandlerFn) -> HandlerFn:
             if type_ in self.handlers:
                 raise ValueError(f"two handlers for {type_}")
-            self.handlers[type_] = replace(spec, name=type_, fn=fn)
+            self.handlers[type_] = Handler(type_, model, fn, permission, rate, **kind)
             return fn
 
         return register
@@ -310,10 +312,6 @@ class LiveRouter:
                 raise ValueError(f"two handlers for {type_}")
             self.handlers[type_] = handler
         self.join_hooks += other.join_hooks
-
-
-async def _unset(ctx: Any, action: Any) -> Result:
-    raise NotImplementedError
 
 
 class RoomBusy(DomainError):
