@@ -6,6 +6,8 @@ from __future__ import annotations
 import collections
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,7 +90,9 @@ SQLITE_PRAGMAS = (
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One thread hop per statement rather than four (`OneHopCursor`).
-        engine = create_async_engine(url, connect_args={"timeout": 30}, module=_one_hop_dbapi())
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, module=_one_hop_dbapi()
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -165,9 +169,12 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _run(self, operation: Any, parameters: Any, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            self._outcome = await connection._execute(
-                _run, connection._conn, operation, parameters, many
-            )
+            if self._adapt_connection.inline:  # type: ignore[attr-defined]
+                self._outcome = _run(connection._conn, operation, parameters, many)
+            else:
+                self._outcome = await connection._execute(
+                    _run, connection._conn, operation, parameters, many
+                )
         rows = self._outcome[3]
         self._rows = collections.deque(rows) if rows else collections.deque()
 
@@ -185,9 +192,35 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("inline",)
 
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self.inline = False
+
+
+@asynccontextmanager
+async def statements_inline(db: AsyncSession) -> AsyncIterator[None]:
+    """While open, `db`'s SQLite statements run on the event loop's own thread.
+
+    For a room's writer (chat/writer.py): its statements each take SQLite microseconds (rows by
+    primary key, appends), while a hop to aiosqlite's thread and back waits for the busy loop,
+    and for the thread to get the interpreter back, several milliseconds each under load: a
+    batch of eight statements waited longer than it worked. The commit (its fsync) still goes
+    to the thread. Reads that may take long (a join's snapshot, history) keep the thread. Does
+    nothing on PostgreSQL."""
+    raw = await (await db.connection()).get_raw_connection()
+    adapted = raw.dbapi_connection
+    if not isinstance(adapted, OneHopConnection):
+        yield
+        return
+    adapted.inline = True
+    try:
+        yield
+    finally:
+        adapted.inline = False
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

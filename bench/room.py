@@ -948,6 +948,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                     sys.executable,
                     "-c",
                     prefix
+                    + os.environ.get("BENCH_PREFIX", "")
                     + "import resource, uvicorn; h = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
                     "resource.setrlimit(resource.RLIMIT_NOFILE, (h, h)); "
                     f"uvicorn.run('app.main:create_app', factory=True, host='127.0.0.1', port={port}, "
@@ -1009,7 +1010,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             results.get(timeout=WARM_UP[1] + DRAIN_SECONDS + 60)
         steps: list[dict[str, Any]] = []
         failures = 0
-        rates = [r for r in RATES if r <= args.max_rate]
+        rates = args.rates or [r for r in RATES if r <= args.max_rate]
         for rate in rates:
             cpu0, client0, t0 = cpu_seconds(server.pid), clients_cpu(), time.monotonic()
             busy0, total0 = machine_busy()
@@ -1039,7 +1040,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             if args.timeline:
                 print(f"{tag}   {timeline(step['timeline'])}", flush=True)
             failures = 0 if step["passed"] else failures + 1
-            if failures >= 2:
+            if failures >= 2 and not args.rates:
                 break
 
         for control in controls:
@@ -1085,7 +1086,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         if log_path.exists():
             lines = log_path.read_text(errors="replace").splitlines()
             print(f"{tag} server log: {len(lines)} lines", flush=True)
-            for line in lines[:40]:
+            for line in lines[: int(os.environ.get("BENCH_LOG_LINES", "40"))]:
                 print(f"{tag}   | {line}", flush=True)
         if kind == "postgresql":
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
@@ -1155,6 +1156,11 @@ def main() -> None:
         "--timeline", action="store_true", help="ack p50/p99 for each second of each step"
     )
     parser.add_argument("--max-rate", type=int, default=RATES[-1], help="highest step offered")
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [int(r) for r in text.split(",")],
+        help="offer these steps instead (e.g. 400,400,400: a steady rate to profile or compare)",
+    )
     args = parser.parse_args()
     raise_fd_limit()
     kinds = ["postgresql", "sqlite"] if args.database == "both" else [args.database]

@@ -16,9 +16,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import to_json
-from sqlalchemy import update
+from sqlalchemy import Executable, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import Base
 from app.errors import (
     Conflict,
     DomainError,
@@ -28,6 +29,7 @@ from app.errors import (
     RateLimited,
     Unauthorized,
 )
+from chat.batch_rows import BatchRows
 from chat.bus import Bus, Envelope
 from chat.connection import Connection
 from chat.limits import RateLimits, Refusal
@@ -152,10 +154,27 @@ class Context(OnSocket, Generic[G]):
     published: list[Envelope | Recorded] = field(default_factory=list)
     audit_target: str | None = None
     audit_detail: str | None = None
+    # Rows added (`add_row`) and written with the batch's others (chat/batch_rows.py).
+    rows: BatchRows = field(default_factory=BatchRows)
 
     @property
     def staff(self) -> bool:
         return self.conn.staff
+
+    def add_row(self, model: type[Base], values: dict[str, Any]) -> None:
+        """Insert a row that nothing later in the batch reads back (a message, a question),
+        with the batch's others of its table in one statement."""
+        self.rows.add(model, values)
+
+    async def execute(self, statement: Executable, params: dict[str, Any] | None = None) -> Any:
+        """Run a Core statement in the batch's transaction, without the ORM's unit of work (no
+        autoflush, no objects kept in step): for the room's busiest actions."""
+        return await (await self.db.connection()).execute(statement, params)
+
+    async def write_batch(self) -> None:
+        """Write the rows the batch's earlier actions added, before a read that must see them
+        (a handler registered with `sees_batch=False` that sometimes needs them)."""
+        await self.rows.write(self.db)
 
     async def room_row(self) -> Room:
         """The room's row, read now in this transaction, to change its settings."""
@@ -250,6 +269,10 @@ class Handler:
     # writer, in a transaction of its own (for its audit entry), so a call to a stage hosted in
     # another process never holds up the room, and no other action's failure can run it twice.
     ordered: bool = True
+    # Whether the handler reads rows that earlier actions of its batch added (`add_row`): they
+    # are written before it runs. A handler registered with False reads only what earlier
+    # batches committed (it may still call `Context.write_batch` when it needs more).
+    sees_batch: bool = True
 
     @property
     def audited(self) -> bool:
@@ -280,8 +303,9 @@ class LiveRouter:
         permission: frozenset[Role] = Permission.attend,
         rate: str | None = None,
         ordered: bool = True,
+        sees_batch: bool = True,
     ) -> Callable[[HandlerFn], HandlerFn]:
-        return self._register(model, permission, rate, ordered=ordered)
+        return self._register(model, permission, rate, ordered=ordered, sees_batch=sees_batch)
 
     def signal(self, model: type[Action], *, rate: str) -> Callable[[HandlerFn], HandlerFn]:
         """Register a signal: anyone in the room may send it (the handler refuses what it must),
@@ -358,11 +382,12 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
     """Handle one client frame: exactly one reply (`ok` or `error`) goes back, unless the
     socket is closed meanwhile. A room action is answered by its room's writer, after its batch
     commits."""
-    request_id = request_id_of(text)
+    request_id: RequestId | None = None
     try:
         try:
             action = parse_action(text)
         except Invalid:
+            request_id = request_id_of(text)
             if conn.joined:
                 _refused(gateway, conn)
             raise
@@ -436,6 +461,7 @@ async def _apart(gateway: LiveGateway, conn: Connection, handler: Handler, actio
         result = await handler.fn(ctx, action)
         if handler.audited:
             await audit(db, ctx, handler, action, outcome="done")
+        await ctx.rows.write(db)
         await db.commit()
     conn.reply(ok_frame(action.id, result_json(result)))
     for envelope in ctx.published:
@@ -474,6 +500,8 @@ async def audit(
     )
     await record_audit(
         db,
+        # A refusal may fold into an entry written earlier in its batch: that one is written now.
+        rows=ctx.rows if outcome == "done" else None,
         event_id=ctx.event.id,
         session_id=ctx.session.id,
         actor_id=ctx.person_id,

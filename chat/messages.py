@@ -19,11 +19,11 @@ from chat.protocol import (
     ChatSend,
     MessageHeld,
     MessagePosted,
+    MessageView,
     ReactionSend,
     ReactionSent,
 )
 from chat.roles import ALL, STAFF
-from chat.service import message_view
 
 live = LiveRouter()
 
@@ -48,6 +48,7 @@ async def check_slow_mode(ctx: Context) -> None:
     seconds = ctx.room.slow_mode_seconds
     if not seconds or ctx.staff:
         return
+    await ctx.write_batch()  # a message the same person sent earlier in this batch counts
     last = await ctx.db.scalar(
         select(func.max(Message.created_at)).where(
             Message.session_id == ctx.session.id,
@@ -66,45 +67,53 @@ def _aware(value: datetime | str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-async def _store(ctx: Context, kind: str, text: str, status: str) -> Message:
-    """A message by the socket's person, added (written with the rest of its batch)."""
-    message = Message(
-        id=new_id(),
-        session_id=ctx.session.id,
-        author_id=ctx.person_id,
-        author_name=ctx.conn.name,
-        author_role=ctx.conn.role.value,
-        kind=kind,
-        text=text,
-        status=status,
-        created_at=utcnow(),
+def _store(ctx: Context, kind: str, text: str, status: str) -> MessageView:
+    """A message by the socket's person, added to its batch's rows; its view."""
+    message_id, now = new_id(), utcnow()
+    ctx.add_row(
+        Message,
+        {
+            "id": message_id,
+            "session_id": ctx.session.id,
+            "author_id": ctx.person_id,
+            "author_name": ctx.conn.name,
+            "author_role": ctx.conn.role.value,
+            "kind": kind,
+            "text": text,
+            "status": status,
+            "created_at": now,
+        },
     )
-    ctx.db.add(message)
-    return message
+    return MessageView(
+        id=message_id,
+        kind=kind,  # type: ignore[arg-type]
+        author_id=ctx.person_id,
+        author=ctx.conn.name,
+        author_role=ctx.conn.role,
+        text=text,
+        at=now,
+    )
 
 
-@live.action(ChatSend, rate="chat")
+# Reads only what earlier batches committed (slow mode writes the batch's messages first).
+@live.action(ChatSend, rate="chat", sees_batch=False)
 async def send_message(ctx: Context, action: ChatSend) -> dict[str, object]:
     await ensure_may_post(ctx)
     await check_slow_mode(ctx)
     held = not ctx.staff and matches_word_filter(action.text, ctx.event.word_filter)
-    message = await _store(
-        ctx, "chat", action.text, MessageStatus.held if held else MessageStatus.visible
-    )
-    view = message_view(message)
+    view = _store(ctx, "chat", action.text, MessageStatus.held if held else MessageStatus.visible)
     if held:
-        await ctx.record(MessageHeld(message=view), audience=STAFF, subject_id=message.id)
+        await ctx.record(MessageHeld(message=view), audience=STAFF, subject_id=view.id)
     else:
-        await ctx.record(MessagePosted(message=view), audience=ALL, subject_id=message.id)
+        await ctx.record(MessagePosted(message=view), audience=ALL, subject_id=view.id)
     return {"message": view.model_dump(mode="json"), "held": held}
 
 
 @live.action(AnnouncementPost, permission=Permission.moderate)
 async def post_announcement(ctx: Context, action: AnnouncementPost) -> dict[str, object]:
-    message = await _store(ctx, "announcement", action.text, MessageStatus.visible)
-    ctx.audit_target = message.id
-    view = message_view(message)
-    await ctx.record(AnnouncementPosted(message=view), audience=ALL, subject_id=message.id)
+    view = _store(ctx, "announcement", action.text, MessageStatus.visible)
+    ctx.audit_target = view.id
+    await ctx.record(AnnouncementPosted(message=view), audience=ALL, subject_id=view.id)
     return {"message": view.model_dump(mode="json")}
 
 

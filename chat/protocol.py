@@ -336,7 +336,8 @@ def parse_action(text: str) -> Action:
     data = load_frame(text)
     if data is None:
         raise Invalid("request.invalid", "A frame must be a JSON object.")
-    nul = nul_field(data)
+    # A NUL can only come from an escape (or a raw one): most frames need no walk.
+    nul = nul_field(data) if "\\u0000" in text or "\x00" in text else None
     if nul is not None:
         raise Invalid("request.invalid", NUL_MESSAGE, field=nul)
     type_ = data.get("type")

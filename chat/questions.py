@@ -7,7 +7,9 @@ in `question.approved`, which is sent once per question.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+from sqlalchemy import String, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.db import new_id, utcnow
 from app.errors import Conflict, Invalid, NotFound
@@ -35,7 +37,7 @@ from chat.protocol import (
     QuestionVote as QuestionVoteAction,
 )
 from chat.roles import ALL, STAFF, person
-from chat.service import add_once, question_view
+from chat.service import question_view
 
 live = LiveRouter()
 
@@ -58,7 +60,8 @@ def _for_staff(ctx: Context, question: Question) -> QuestionView:
     return question_view(question, reveal=ctx.session.chair_sees_asker_names)
 
 
-@live.action(QuestionAsk, rate="question")
+# Reads only what earlier batches committed: its question goes in with the batch's rows.
+@live.action(QuestionAsk, rate="question", sees_batch=False)
 async def ask(ctx: Context, action: QuestionAsk) -> dict[str, object]:
     await ensure_may_post(ctx)
     if action.anonymous and not ctx.session.anonymous_questions_allowed:
@@ -70,19 +73,20 @@ async def ask(ctx: Context, action: QuestionAsk) -> dict[str, object]:
     held = ctx.session.moderation_required or matches_word_filter(
         action.text, ctx.event.word_filter
     )
-    question = Question(
-        id=new_id(),
-        session_id=ctx.session.id,
-        asker_id=ctx.person_id,
-        asker_name=ctx.conn.name,
-        anonymous=action.anonymous,
-        text=action.text,
-        status=QuestionStatus.pending if held else QuestionStatus.approved,
-        answered=False,
-        votes=0,
-        created_at=utcnow(),
-    )
-    ctx.db.add(question)
+    values = {
+        "id": new_id(),
+        "session_id": ctx.session.id,
+        "asker_id": ctx.person_id,
+        "asker_name": ctx.conn.name,
+        "anonymous": action.anonymous,
+        "text": action.text,
+        "status": QuestionStatus.pending if held else QuestionStatus.approved,
+        "answered": False,
+        "votes": 0,
+        "created_at": utcnow(),
+    }
+    ctx.add_row(Question, values)
+    question = Question(**values)  # not added: only to make its views
     if held:
         await ctx.record(
             QuestionSubmitted(question=_for_staff(ctx, question)),
@@ -96,20 +100,31 @@ async def ask(ctx: Context, action: QuestionAsk) -> dict[str, object]:
     return {"question": question_view(question).model_dump(mode="json")}
 
 
-@live.action(QuestionApprove, permission=Permission.moderate)
-async def approve(ctx: Context, action: QuestionApprove) -> None:
-    question = await get_question(ctx, action.question_id)
-    # Conditional, so two moderators (in two processes) approving at once broadcast it once.
-    changed = await ctx.db.execute(
-        update(Question)
-        .where(Question.id == question.id, Question.status == QuestionStatus.pending)
-        .values(status=QuestionStatus.approved)
+# Conditional, so two moderators (in two processes) approving at once broadcast it once; the
+# question as it now is comes back with it.
+APPROVE = (
+    update(Question)
+    .where(
+        Question.id == bindparam("question"),
+        Question.session_id == bindparam("session"),
+        Question.status == QuestionStatus.pending,
     )
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    .values(status=QuestionStatus.approved)
+    .returning(*Question.__table__.c)
+)
+
+
+# A question waiting for approval was committed in an earlier batch (its id came with that).
+@live.action(QuestionApprove, permission=Permission.moderate, sees_batch=False)
+async def approve(ctx: Context, action: QuestionApprove) -> None:
+    approved = (
+        await ctx.execute(APPROVE, {"question": action.question_id, "session": ctx.session.id})
+    ).first()
+    if approved is None:
+        await get_question(ctx, action.question_id)  # question.not_found
         raise Conflict("question.not_pending", "This question is not waiting for approval.")
-    question = await get_question(ctx, question.id)
     await ctx.record(
-        QuestionApproved(question=question_view(question)), audience=ALL, subject_id=question.id
+        QuestionApproved(question=question_view(approved)), audience=ALL, subject_id=approved.id
     )
 
 
@@ -129,39 +144,64 @@ async def reject(ctx: Context, action: QuestionReject) -> None:
     await ctx.record(QuestionRejected(question_id=question.id), audience=audience, subject_id=None)
 
 
-@live.action(QuestionVoteAction, rate="vote")
+# A vote, stored only for an approved question of the room and only once per person (another
+# process may store the same vote at the same moment): one statement, nothing to undo.
+VOTE = {
+    dialect: insert(QuestionVote)
+    .from_select(
+        ["question_id", "person_id"],
+        select(Question.id, bindparam("person", type_=String)).where(
+            Question.id == bindparam("question"),
+            Question.session_id == bindparam("session"),
+            Question.status == QuestionStatus.approved,
+        ),
+    )
+    .on_conflict_do_nothing()
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+UNVOTE = delete(QuestionVote).where(
+    QuestionVote.question_id == bindparam("question"),
+    QuestionVote.person_id == bindparam("person"),
+)
+COUNT = (
+    update(Question)
+    .where(Question.id == bindparam("question"))
+    .values(votes=Question.votes + bindparam("change"))
+    .returning(Question.votes)
+)
+
+
+# The question was approved in an earlier batch (voters learn of it from that broadcast).
+@live.action(QuestionVoteAction, rate="vote", sees_batch=False)
 async def vote(ctx: Context, action: QuestionVoteAction) -> dict[str, object]:
-    question = await get_question(ctx, action.question_id, approved=True, fresh=False)
-    if not await add_once(ctx.db, QuestionVote, question_id=question.id, person_id=ctx.person_id):
+    params = {
+        "question": action.question_id,
+        "person": ctx.person_id,
+        "session": ctx.session.id,
+    }
+    stored = await ctx.execute(VOTE[ctx.db.get_bind().dialect.name], params)
+    if not stored.rowcount:
+        await get_question(ctx, action.question_id, approved=True, fresh=False)
         raise Conflict("question.already_voted", "You have voted for this question.")
-    return await _count(ctx, question, +1)
+    return await _count(ctx, action.question_id, +1)
 
 
-@live.action(QuestionUnvote, rate="vote")
+@live.action(QuestionUnvote, rate="vote", sees_batch=False)
 async def unvote(ctx: Context, action: QuestionUnvote) -> dict[str, object]:
     question = await get_question(ctx, action.question_id, approved=True, fresh=False)
-    removed = await ctx.db.execute(
-        delete(QuestionVote).where(
-            QuestionVote.question_id == question.id, QuestionVote.person_id == ctx.person_id
-        )
-    )
-    if removed.rowcount != 1:  # type: ignore[attr-defined]
+    removed = await ctx.execute(UNVOTE, {"question": question.id, "person": ctx.person_id})
+    if removed.rowcount != 1:
         raise Conflict("question.not_voted", "You have not voted for this question.")
-    return await _count(ctx, question, -1)
+    return await _count(ctx, question.id, -1)
 
 
-async def _count(ctx: Context, question: Question, change: int) -> dict[str, object]:
-    votes = await ctx.db.scalar(
-        update(Question)
-        .where(Question.id == question.id)
-        .values(votes=Question.votes + change)
-        .returning(Question.votes)
-    )
+async def _count(ctx: Context, question_id: str, change: int) -> dict[str, object]:
+    votes = (await ctx.execute(COUNT, {"question": question_id, "change": change})).scalar()
     assert votes is not None
     await ctx.record(
-        QuestionVoted(question_id=question.id, votes=votes), audience=ALL, subject_id=question.id
+        QuestionVoted(question_id=question_id, votes=votes), audience=ALL, subject_id=question_id
     )
-    return {"question_id": question.id, "votes": votes}
+    return {"question_id": question_id, "votes": votes}
 
 
 @live.action(QuestionAnswer, permission=Permission.moderate)

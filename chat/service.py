@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.agenda.models import Session
 from app.auth.service import Principal
-from app.db import Base, utcnow
+from app.db import Base, new_id, utcnow
 from app.errors import Forbidden, Invalid
 from app.event.models import Event
+from chat.batch_rows import BatchRows
 from chat.models import (
     ActionKey,
     AuditEntry,
@@ -113,8 +114,9 @@ def message_view(message: Message) -> MessageView:
     )
 
 
-def question_view(question: Question, *, reveal: bool = False) -> QuestionView:
-    """`reveal`: show an anonymous asker's name (a chair, when the session allows it)."""
+def question_view(question: Question | Row[Any], *, reveal: bool = False) -> QuestionView:
+    """`reveal`: show an anonymous asker's name (a chair, when the session allows it). From a
+    loaded question, or a row of its table (as an UPDATE ... RETURNING gives it)."""
     return QuestionView(
         id=question.id,
         text=question.text,
@@ -452,9 +454,11 @@ async def record_audit(
     target_id: str | None,
     detail: str | None,
     outcome: str,
+    rows: BatchRows | None = None,
 ) -> None:
     """Write one moderation action to the audit log; a refusal repeating one in the fold window
-    counts on that entry instead, so a flood of them cannot push what was done out of view."""
+    counts on that entry instead, so a flood of them cannot push what was done out of view.
+    With `rows` (a room's batch), a new entry is written with the batch's rows."""
     now = utcnow()
     if outcome == "forbidden":
         folded = await db.scalar(
@@ -480,21 +484,24 @@ async def record_audit(
                 .values(count=AuditEntry.count + 1, last_at=now)
             )
             return
-    db.add(
-        AuditEntry(
-            event_id=event_id,
-            session_id=session_id,
-            actor_id=actor_id,
-            actor_role=actor_role,
-            action=action,
-            target_id=target_id,
-            detail=detail,
-            outcome=outcome,
-            count=1,
-            created_at=now,
-            last_at=now,
-        )
-    )
+    values = {
+        "id": new_id(),
+        "event_id": event_id,
+        "session_id": session_id,
+        "actor_id": actor_id,
+        "actor_role": actor_role,
+        "action": action,
+        "target_id": target_id,
+        "detail": detail,
+        "outcome": outcome,
+        "count": 1,
+        "created_at": now,
+        "last_at": now,
+    }
+    if rows is not None:
+        rows.add(AuditEntry, values)
+    else:
+        db.add(AuditEntry(**values))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ One writer task per room while it has work (none when idle). In front of the que
   `room.busy` with a retry hint (how long the queue takes to drain at the rate it is draining).
 * **Idempotency keys.** An action with a `key` that this person already had applied in this room
   is answered with the result stored then, and not applied again (`chat.models.ActionKey`); the
-  same key twice in one batch is applied once.
+  same key twice in one batch is applied once. The writer remembers the keys it applied lately
+  (a page resends within seconds of losing its socket), so a batch costs no lookup; a key
+  applied elsewhere (another process, before a restart) is caught by the keys' primary key when
+  the batch stores it, and the batch runs again with its keys looked up in the database.
 * **Closing sockets.** An action queued by a socket that has since gone (closed by the browser,
   dropped as too slow) is still applied, so the page's resend finds its key; one whose socket
   the server closed for policy (removed, revoked, role changed) is not, and is counted.
@@ -25,6 +28,12 @@ come here (`Handler.ordered`), so none is ever run twice this way. An action tha
 changes the room's settings or sanctions ends its batch, so the next one sees the change. A
 conflict at commit (another process stored the same key or vote at the same moment) runs the
 batch's actions again one by one.
+
+What a batch writes costs few statements: rows nothing in the batch reads back (messages,
+questions, audit entries) wait in `chat/batch_rows.py` and go in one statement per table; the
+busiest handlers use statements built once (`Context.execute`); events and keys are inserted one
+statement each. On SQLite the batch's statements run on the loop's own thread
+(`app.db.statements_inline`) and only the commit goes to aiosqlite's thread.
 """
 
 from __future__ import annotations
@@ -32,18 +41,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app.db import utcnow
+from app.db import statements_inline, utcnow
 from app.errors import DomainError, Forbidden
+from chat.batch_rows import BatchRows
 from chat.bus import Envelope
 from chat.connection import Connection
 from chat.guard import (
@@ -69,6 +79,17 @@ log = logging.getLogger("dais.chat")
 MAX_BATCH = 100
 # Retry hints of `room.busy` stay within these bounds (milliseconds).
 RETRY_MIN_MS, RETRY_MAX_MS = 250, 5000
+# The batch's statements, built once (each caches its compiled form's key).
+NUMBER = (
+    update(Room)
+    .where(Room.session_id == bindparam("session"))
+    .values(last_seq=Room.last_seq + bindparam("count"))
+    .returning(Room.last_seq)
+)
+STORE_EVENTS = insert(RoomEvent.__table__)  # type: ignore[arg-type]
+STORE_KEYS = insert(ActionKey.__table__)  # type: ignore[arg-type]
+# Keys a writer remembers having applied (a resend after a dropped socket comes within seconds).
+RECENT_KEYS = 20_000
 # Rows a statement changed, counted per database connection (see `count_changes`).
 CHANGED = "dais.rows_changed"
 
@@ -95,7 +116,9 @@ class Queued:
     # Resolved once the action is answered (or dropped): the socket reads its next frame then,
     # so its replies keep the order of its frames.
     answered: asyncio.Future[None]
-    # Set after a conflict at commit: applied in a batch of its own.
+    # Set after a conflict at commit: its key is looked up in the database first (`careful`),
+    # and after a second conflict it is applied in a batch of its own (`single`).
+    careful: bool = False
     single: bool = False
     # In the queue (again), not to be resolved yet.
     queued: bool = True
@@ -119,6 +142,11 @@ class RoomWriter:
         self.rate = 500.0
         # Actions not applied because their socket had been closed by the server.
         self.dropped = 0
+        # The results of keys this writer applied lately: {(person, key): result}. A resend
+        # of one of these is answered from here; any other applied key is found by the
+        # database's primary key when the batch stores it, and the batch then runs again with
+        # its keys looked up there (`Queued.careful`).
+        self.recent: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     @property
     def idle(self) -> bool:
@@ -191,15 +219,18 @@ class RoomWriter:
         gateway = self.gateway
         replies: list[tuple[Queued, str]] = []
         published: list[Envelope | Recorded] = []
-        async with gateway.sessionmaker() as db:
+        async with gateway.sessionmaker() as db, statements_inline(db):
             connection = await db.connection()
             try:
                 facts = await gateway.cache.facts(db, self.session_id)
             except DomainError as error:  # the session is gone
                 self._answer_all(batch, error)
                 return
-            applied = await _applied_keys(db, self.session_id, batch)
+            applied = self._recent_keys(batch)
+            if any(item.careful for item in batch):
+                applied |= await _applied_keys(db, self.session_id, batch)
             keys: list[dict[str, Any]] = []
+            rows = BatchRows()
             for index, item in enumerate(batch):
                 conn, handler, action = item.conn, item.handler, item.action
                 if conn.closing is not None and conn.closing[0] == CLOSE_POLICY:
@@ -214,28 +245,38 @@ class RoomWriter:
                     replies.append((item, ok_frame(action.id, applied[keyed])))
                     continue
                 ctx = Context(
-                    gateway, conn, db, facts.room, facts.session, facts.event, facts.sanctions
+                    gateway,
+                    conn,
+                    db,
+                    facts.room,
+                    facts.session,
+                    facts.event,
+                    facts.sanctions,
+                    rows=rows,
                 )
-                start = _Mark.take(db, connection)
+                if handler.sees_batch:
+                    await rows.write(db)
+                start = _Mark.take(db, connection, rows)
                 try:
                     if facts.sanctions.is_removed(conn.person_id):
                         raise Forbidden("room.removed", "You have been removed from this room.")
                     if conn.role not in handler.permission:
                         await audit(db, ctx, handler, action, outcome="forbidden")
                         await db.flush()
-                        start = _Mark.take(db, connection)  # the refusal's entry stays
+                        start = _Mark.take(db, connection, rows)  # the refusal's entry stays
                         raise Forbidden("auth.forbidden", "You may not do this here.")
                     result = await handler.fn(ctx, action)
                     if handler.audited:
                         await audit(db, ctx, handler, action, outcome="done")
                 except DomainError as error:
-                    if start.wrote(db, connection):
+                    if start.wrote(db, connection, rows):
                         log.info(
                             "%s failed after writing: its batch is applied again", handler.name
                         )
                         await db.rollback()
                         answer_error(conn, error, action.id)
                         raise _Retry(batch[:index] + batch[index + 1 :]) from None
+                    start.drop_rows(rows)  # added, never written: the refusal leaves nothing
                     replies.append((item, error_frame(error, action.id)))
                     continue
                 except Exception:
@@ -263,14 +304,17 @@ class RoomWriter:
                     # The room's settings or sanctions changed: what follows is checked anew.
                     self._again(batch[index + 1 :])
                     break
-            await self._number(db, [r for r in published if isinstance(r, Recorded)])
-            if keys:
-                # Rows nothing in the batch reads back: one statement, no unit of work.
-                await db.execute(insert(ActionKey), keys)
             try:
+                await rows.write(db)
+                await self._number(db, [r for r in published if isinstance(r, Recorded)])
+                if keys:
+                    # Rows nothing in the batch reads back: one statement, no unit of work.
+                    await (await db.connection()).execute(STORE_KEYS, keys)
                 await db.commit()
             except IntegrityError:
-                # Another process stored the same key or vote meanwhile: one by one, again.
+                # A key applied before (by another process, or before a restart) or another
+                # process storing the same key or vote meanwhile: again with the keys looked up
+                # in the database, then one by one.
                 await db.rollback()
                 # (Those queued again after a change of settings are there already.)
                 tried = [item for item in batch if not item.queued]
@@ -278,8 +322,12 @@ class RoomWriter:
                     self._answer_all(tried, DomainError("server.error", "Something went wrong."))
                     return
                 for item in tried:
-                    item.single = True
+                    if item.careful:
+                        item.single = True
+                    item.careful = True
                 raise _Retry(tried) from None
+        for row in keys:
+            self._remember((row["person_id"], row["key"]), row["result"])
         # Committed: forget what changed here at once (other processes by the bus), acknowledge
         # in order, then broadcast in order.
         envelopes = [r.envelope if isinstance(r, Recorded) else r for r in published]
@@ -292,17 +340,31 @@ class RoomWriter:
             if envelope is not None:
                 await gateway.bus.publish(envelope)
 
+    def _recent_keys(self, batch: list[Queued]) -> dict[tuple[str, str], str]:
+        recent = self.recent
+        found = {}
+        for item in batch:
+            key = item.action.key
+            if key is not None:
+                result = recent.get((item.conn.person_id, key))
+                if result is not None:
+                    found[item.conn.person_id, key] = result
+        return found
+
+    def _remember(self, keyed: tuple[str, str], result: str) -> None:
+        self.recent[keyed] = result
+        if len(self.recent) > RECENT_KEYS:
+            self.recent.popitem(last=False)
+
     async def _number(self, db: AsyncSession, recorded: list[Recorded]) -> None:
         """Give the batch's room events consecutive seqs with one update of the room's counter
         (which holds the room's row until the commit), and store them for replay."""
         if not recorded:
             return
-        last = await db.scalar(
-            update(Room)
-            .where(Room.session_id == self.session_id)
-            .values(last_seq=Room.last_seq + len(recorded))
-            .returning(Room.last_seq)
-        )
+        connection = await db.connection()
+        last = (
+            await connection.execute(NUMBER, {"session": self.session_id, "count": len(recorded)})
+        ).scalar()
         assert last is not None
         seq = last - len(recorded)
         rows = []
@@ -325,7 +387,7 @@ class RoomWriter:
             )
             item.envelope = Envelope("frame", self.session_id, item.audience, seq, frame)
         # One statement for the batch's events, without the ORM's unit of work.
-        await db.execute(insert(RoomEvent), rows)
+        await connection.execute(STORE_EVENTS, rows)
 
 
 @dataclass(slots=True)
@@ -339,16 +401,33 @@ class _Mark:
     changed: int  # rows changed on the connection so far
     pending: int
     probe: object  # one of the pending objects, to see whether they were flushed since
+    rows: int  # the batch's rows waiting (chat/batch_rows.py)
+    rows_written: int  # and written
 
     @classmethod
-    def take(cls, db: AsyncSession, connection: AsyncConnection) -> _Mark:
-        pending = [*db.new, *db.dirty, *db.deleted]
-        return cls(connection.info.get(CHANGED, 0), len(pending), pending[0] if pending else None)
+    def take(cls, db: AsyncSession, connection: AsyncConnection, rows: BatchRows) -> _Mark:
+        pending = [*db.new, *db.dirty, *db.deleted] if db.identity_map or db.new else []
+        return cls(
+            connection.info.get(CHANGED, 0),
+            len(pending),
+            pending[0] if pending else None,
+            len(rows.pending),
+            rows.written,
+        )
 
-    def wrote(self, db: AsyncSession, connection: AsyncConnection) -> bool:
+    def drop_rows(self, rows: BatchRows) -> None:
+        """Forget the rows the action added and that are still waiting."""
+        rows.drop_after(self.rows if rows.written == self.rows_written else 0)
+
+    def wrote(self, db: AsyncSession, connection: AsyncConnection, rows: BatchRows) -> bool:
         """True when the action changed rows or objects of its own (or when that cannot be told
-        apart from earlier actions' writes: the batch is then applied again, which is safe)."""
+        apart from earlier actions' writes: the batch is then applied again, which is safe).
+        Rows it added and that still wait are not written: `drop_rows` forgets them."""
         changed = connection.info.get(CHANGED, 0) - self.changed
+        if rows.written != self.rows_written:
+            # The action wrote the batch's waiting rows (`Context.write_batch`): those of
+            # earlier actions are not its own; any of its own written with them are.
+            changed -= self.rows
         pending_now = len(db.new) + len(db.dirty) + len(db.deleted)
         probe = self.probe
         flushed = probe is not None and not (

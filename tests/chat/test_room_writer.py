@@ -167,7 +167,8 @@ async def test_order_and_seq_stay_exact_when_actions_are_applied_in_batches(
 
     async def fails_after_writing(ctx: Any, action: Any) -> None:
         await announce.fn(ctx, action)
-        await ctx.db.flush()
+        # Its message, and the waiting rows of the batch's earlier actions, are written now.
+        await ctx.write_batch()
         raise Conflict("test.failed", "Failed after writing.")
 
     gateway.handlers["announcement.post"] = replace(announce, fn=fails_after_writing)
@@ -217,6 +218,71 @@ async def test_order_and_seq_stay_exact_when_actions_are_applied_in_batches(
     assert room["seqs"] == list(range(1, total + 1))
     assert sum(room["texts"].values()) == total
     assert not any(text.startswith("doomed") for text in room["texts"])
+
+
+async def test_an_action_refused_after_adding_its_rows_leaves_nothing_and_its_batch_stands(
+    start_server: ServerFactory, world: World, database_url: str
+) -> None:
+    """A question is refused after its handler added its row (here made to fail just then),
+    while other tabs post: it is answered with its error, nothing of it is stored, and every
+    message of its batch is stored once, with no gap in the seqs."""
+    server = await start_server(live_rate_limits=CHATTY | {"question": (100, 6000.0)})
+    gateway = server.app.state.live
+    ask = gateway.handlers["question.ask"]
+
+    async def refused_after_adding(ctx: Any, action: Any) -> None:
+        await ask.fn(ctx, action)
+        raise Conflict("test.refused", "Refused after adding its row.")
+
+    gateway.handlers["question.ask"] = replace(ask, fn=refused_after_adding)
+    tabs = [await Live.join(server, world.session_id, token) for token in world.attendees]
+
+    async def post(index: int, tab: Live) -> list[str]:
+        codes = []
+        for n in range(20):
+            reply = await tab.request("chat.send", text=f"{index}/{n}", key=key(index, n))
+            codes.append(reply["type"])
+            if n % 4 == 0:
+                reply = await tab.request("question.ask", text=f"why {index}/{n}?")
+                codes.append(reply["code"])
+        return codes
+
+    results = await asyncio.gather(*(post(i, tab) for i, tab in enumerate(tabs)))
+    for codes in results:
+        assert codes == (["ok", "test.refused"] + ["ok"] * 3) * 5, codes
+    await close_all(*tabs)
+    room = await stored(database_url, world.session_id)
+    assert sorted(room["texts"].values()) == [1] * (len(tabs) * 20)
+    assert room["seqs"] == list(range(1, len(tabs) * 20 + 1))
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            asked = await db.scalar(
+                select(func.count()).where(Question.session_id == world.session_id)
+            )
+    finally:
+        await engine.dispose()
+    assert asked == 0
+
+
+async def test_slow_mode_counts_a_message_sent_from_another_tab_in_the_same_batch(
+    start_server: ServerFactory, world: World
+) -> None:
+    """Slow mode is on. Ada has four tabs open and sends from all of them at the same moment:
+    one message goes through, the others are refused `rate_limited`, also when they are applied
+    in one batch with it (its row is written before the others are checked)."""
+    server = await start_server(live_rate_limits=CHATTY)
+    chair = await Live.join(server, world.session_id, world.chair)
+    await chair.ok("room.slow_mode", seconds=30)
+    tabs = [await Live.join(server, world.session_id, world.attendees[0]) for _ in range(4)]
+    replies_ = await asyncio.gather(
+        *(
+            tab.request("chat.send", text=f"hello {n}", key=key("slow", n))
+            for n, tab in enumerate(tabs)
+        )
+    )
+    assert sorted(r.get("code", r["type"]) for r in replies_) == ["ok"] + ["rate_limited"] * 3
+    await close_all(chair, *tabs)
 
 
 async def test_a_busy_room_says_so_and_nothing_is_lost_when_the_page_sends_again(
