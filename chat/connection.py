@@ -41,7 +41,8 @@ class Cork:
     whatever it carries (on loopback a write that wakes the reader costs ~35 us here), so when
     more sockets wait than the budget of `writes_per_s` has left, they wait longer, up to
     `longest`, and a busy room's frames go out in fewer, fuller writes. A quiet room never
-    waits more than `seconds`."""
+    waits more than `seconds`, and neither does a reply: a socket with one (`hurry`) is written
+    after `seconds` whatever the budget, with what was pushed to it meanwhile."""
 
     def __init__(
         self, seconds: float, *, writes_per_s: float = 3000.0, longest: float = 0.025
@@ -56,6 +57,8 @@ class Cork:
         self._tokens = self._capacity = writes_per_s * self.longest
         self._stamp = 0.0
         self._since = 0.0  # when the first of the waiting frames was held
+        self._hurried: list[Connection] = []
+        self._hurry_timer: asyncio.TimerHandle | asyncio.Handle | None = None
 
     def hold(self, conn: Connection) -> None:
         """`conn` has frames waiting (called on its first since it was last written)."""
@@ -68,6 +71,24 @@ class Cork:
                 if self.seconds > 0
                 else loop.call_soon(self.flush)
             )
+
+    def hurry(self, conn: Connection) -> None:
+        """`conn` has a reply waiting: written after `seconds`, budget or not."""
+        self._hurried.append(conn)
+        if self._hurry_timer is None:
+            loop = asyncio.get_running_loop()
+            self._hurry_timer = (
+                loop.call_later(self.seconds, self._flush_hurried)
+                if self.seconds > 0
+                else loop.call_soon(self._flush_hurried)
+            )
+
+    def _flush_hurried(self) -> None:
+        self._hurry_timer = None
+        hurried, self._hurried = self._hurried, []
+        for conn in hurried:
+            if conn.uncork():
+                self._tokens -= 1  # spent from the budget all the same
 
     def flush(self) -> None:
         loop = asyncio.get_running_loop()
@@ -83,9 +104,8 @@ class Cork:
             return
         self._timer = None
         waiting, self._waiting = self._waiting, []
-        self._tokens = max(self._tokens - len(waiting), -self._capacity)
-        for conn in waiting:
-            conn.uncork()
+        written = sum(conn.uncork() for conn in waiting)
+        self._tokens = max(self._tokens - written, -self._capacity)
 
 
 # Unsent bytes a directly written socket may hold per frame of its queue limit (256 frames:
@@ -171,6 +191,8 @@ class Connection:
                 data = wire.text_frame(frame)
                 self._max_bytes = max(self._max_bytes, self._base_bytes + len(data))
                 self._enqueue(frame, data)
+                if self._corked:
+                    self._cork.hurry(self)
             else:
                 self._enqueue(frame, None)
 
@@ -210,18 +232,20 @@ class Connection:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def uncork(self) -> None:
+    def uncork(self) -> bool:
         """Write the frames held back, as one write of whole frames: uvicorn's own pings and
-        pongs (one write each) can only fall between frames, never inside one."""
+        pongs (one write each) can only fall between frames, never inside one. True when
+        something was written."""
         corked, self._corked, self._corked_bytes = self._corked, [], 0
         transport = self._transport
         if not corked or transport is None:
-            return
+            return False
         if transport.is_closing():
             self.gone()  # the peer went away: nothing more can be sent
-            return
+            return False
         transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
         self._unsent = transport.get_write_buffer_size()
+        return True
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         """Stop this socket: the sender ends (after sending what is queued, with `flush`) and the

@@ -15,8 +15,9 @@ class Socket:
     def __init__(self) -> None:
         self.written_at: list[float] = []
 
-    def uncork(self) -> None:
+    def uncork(self) -> bool:
         self.written_at.append(asyncio.get_running_loop().time())
+        return True
 
 
 async def test_a_quiet_room_waits_only_the_cork_time() -> None:
@@ -67,3 +68,24 @@ async def test_the_budget_comes_back_when_the_process_is_quiet_again() -> None:
     cork.hold(quiet)
     await asyncio.sleep(0.05)
     assert 0.004 <= quiet.written_at[0] - held < 0.020
+
+
+async def test_a_reply_goes_out_after_the_cork_time_even_over_budget() -> None:
+    cork = Cork(0.005, writes_per_s=400, longest=0.05)
+    loop = asyncio.get_running_loop()
+    busy = [Socket() for _ in range(60)]
+    for socket in busy:
+        cork.hold(socket)
+    await asyncio.sleep(0.06)
+    # Over budget again: the next round of broadcasts waits; a socket with a reply does not.
+    for socket in busy:
+        cork.hold(socket)
+    answered = Socket()
+    held = loop.time()
+    cork.hold(answered)
+    cork.hurry(answered)
+    await asyncio.sleep(0.02)
+    assert len(answered.written_at) == 1 and answered.written_at[0] - held < 0.015
+    assert all(len(socket.written_at) == 1 for socket in busy)  # still waiting their turn
+    await asyncio.sleep(0.06)
+    assert all(len(socket.written_at) == 2 for socket in busy)
