@@ -35,16 +35,17 @@ steps in a row fail): the acknowledgement latency of each action, from sending i
 `ok` or `error` with that id (for an action sent again, the request that was finally answered;
 `e2e` is from the first send, through reconnects and busy waits); the answers within the step per
 second (acked/s); refusals (`room.busy`, sent again after its `retry_after_ms`, and
-`rate_limited`), which are counted, not lost; the server's and the clients' CPU (% of one core:
-the server, not the clients, must be the limit), and what other programs took of the machine
-meanwhile (on a shared machine they starve the server). A step passes when ack p99 <= 100 ms and
-at least 95% of the offered rate was acknowledged within it. The server reads a socket's next
-frame only once its previous action is answered, so each socket has at most one action in the
-room's writer: with fewer sockets than `live_room_queue_actions` (500) there is no `room.busy`,
-and an overloaded room shows as latency instead. `--timeline` adds each step's ack p50/p99 by
-second; `--watch-per-s 0` / `--rotate-per-s 0` leave the signalling / the socket rotation out;
-`BENCH_PROFILE=path` runs the server's main thread under cProfile (written to path.sqlite or
-path.postgresql).
+`rate_limited`), which are counted, not lost; the server's and the clients' CPU (% of one core: the
+server, not the clients, must be the limit), and what other programs took of the machine meanwhile
+(on a shared machine they starve the server). A step passes when ack p99 <= 100 ms and at least 95%
+of the offered rate was acknowledged within it. The server keeps at most four of a socket's actions
+in the room's writer (it reads the socket's next frame once fewer wait): with fewer than 125
+sockets, `live_room_queue_actions` (500) is never reached, there is no `room.busy`, and an
+overloaded room shows as latency instead. `--rates 400,400` offers those steps instead of the
+ladder (a steady rate to profile or compare); `--timeline` adds each step's ack p50/p99 by second;
+`--watch-per-s 0` / `--rotate-per-s 0` leave the signalling / the socket rotation out;
+`BENCH_LOG_LINES=n` shows the server log's first n lines (40); `BENCH_PROFILE=path` runs the
+server's main thread under cProfile (written to path.sqlite or path.postgresql).
 
 After the run the database is checked: every chat message (and question) answered `ok` is stored
 exactly once (by the key in its text, and its key in `live_action_keys`), every other `ok` action's
@@ -948,7 +949,6 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
                     sys.executable,
                     "-c",
                     prefix
-                    + os.environ.get("BENCH_PREFIX", "")
                     + "import resource, uvicorn; h = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
                     "resource.setrlimit(resource.RLIMIT_NOFILE, (h, h)); "
                     f"uvicorn.run('app.main:create_app', factory=True, host='127.0.0.1', port={port}, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
@@ -187,6 +188,8 @@ class Gateway:
         deadline = loop.time() + self.settings.live_auth_seconds
         limit = self.settings.live_max_frame_bytes
         signal_limit = self.settings.live_max_signal_frame_bytes
+        # The socket's room actions waiting in its room's writer (chat/guard.py's dispatch).
+        waiting: deque[asyncio.Future[None]] = deque()
         while conn.closing is None:
             try:
                 if conn.joined:
@@ -207,7 +210,7 @@ class Gateway:
                 if not (text is not None and is_signal(text, signal_limit)):
                     conn.close(CLOSE_TOO_BIG, "frame.too_big")
                     return
-            await dispatch(self, conn, text if text is not None else "")
+            await dispatch(self, conn, text if text is not None else "", waiting)
 
     async def join(self, conn: Connection, action: RoomJoin) -> None:
         """Authenticate, check the room lets this person in, then send the room's state (or the

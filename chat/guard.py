@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -378,10 +379,34 @@ def result_json(value: Result) -> str:
     return to_json(value).decode()
 
 
-async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
+# A socket's room actions that may wait in its room's writer at once (see `dispatch`).
+IN_FLIGHT = 4
+
+
+async def _answered(waiting: deque[asyncio.Future[None]]) -> None:
+    """Until the socket's room actions sent before are all answered."""
+    while waiting:
+        await asyncio.shield(waiting[0])
+        waiting.popleft()
+
+
+async def dispatch(
+    gateway: LiveGateway,
+    conn: Connection,
+    text: str,
+    waiting: deque[asyncio.Future[None]] | None = None,
+) -> None:
     """Handle one client frame: exactly one reply (`ok` or `error`) goes back, unless the
-    socket is closed meanwhile. A room action is answered by its room's writer, after its batch
-    commits."""
+    socket is closed meanwhile, and a socket's replies go back in the order of its frames.
+
+    A room action is answered by its room's writer, after its batch commits. Up to `IN_FLIGHT`
+    of a socket's room actions wait in the writer at once (`waiting`, oldest first: the writer
+    answers them in order); anything else the socket sends (an error to answer, a signal, a
+    read) waits until they are answered. Without `waiting`, each room action is awaited."""
+    one_at_a_time = waiting is None
+    waiting = deque() if waiting is None else waiting
+    while waiting and waiting[0].done():
+        waiting.popleft()
     request_id: RequestId | None = None
     try:
         try:
@@ -392,6 +417,8 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
                 _refused(gateway, conn)
             raise
         request_id = action.id
+        if not conn.joined or isinstance(action, RoomJoin):
+            await _answered(waiting)
         if not conn.joined:
             if not isinstance(action, RoomJoin):
                 raise Unauthorized("auth.required", "Join the room first.")
@@ -412,6 +439,8 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
             handler.rate, conn.session_id, conn.person_id
         ):
             raise RateLimited("rate_limited", "Slow down a little.")
+        if not handler.ordered or handler.signal or handler.read:
+            await _answered(waiting)
         if handler.signal:
             await _signal(gateway, conn, handler, action)
         elif handler.read:
@@ -419,14 +448,20 @@ async def dispatch(gateway: LiveGateway, conn: Connection, text: str) -> None:
         elif not handler.ordered:
             await _apart(gateway, conn, handler, action)
         else:
-            # Answered by the writer once its batch commits. The socket waits for that before
-            # reading its next frame, so its replies come in the order of its frames; if it
-            # closes meanwhile, the action is applied all the same (chat/writer.py).
-            await asyncio.shield(gateway.submit(conn, handler, action))
+            # Answered by the writer once its batch commits, in the order queued, so the
+            # socket's replies keep the order of its frames; if it closes meanwhile, the action
+            # is applied all the same (chat/writer.py).
+            waiting.append(gateway.submit(conn, handler, action))
+            if one_at_a_time:
+                await _answered(waiting)
+            elif len(waiting) >= IN_FLIGHT:
+                await asyncio.shield(waiting[0])
     except DomainError as error:
+        await _answered(waiting)
         answer_error(conn, error, request_id)
     except Exception:
         log.exception("live action failed")
+        await _answered(waiting)
         conn.reply(error_frame(DomainError("server.error", "Something went wrong."), request_id))
 
 

@@ -113,8 +113,8 @@ class Queued:
     conn: Connection
     handler: Handler
     action: Action
-    # Resolved once the action is answered (or dropped): the socket reads its next frame then,
-    # so its replies keep the order of its frames.
+    # Resolved once the action is answered (or dropped): what the socket sends after it waits
+    # for that (chat/guard.py's dispatch), so its replies keep the order of its frames.
     answered: asyncio.Future[None]
     # Set after a conflict at commit: its key is looked up in the database first (`careful`),
     # and after a second conflict it is applied in a batch of its own (`single`).

@@ -16,7 +16,7 @@ import string
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -211,6 +211,10 @@ async def test_fuzzed_frames_get_one_reply_or_a_documented_close(
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(frames)
+    # Always among the draws, whatever else is drawn: frames that reach the handlers.
+    @example(json.dumps({"type": "chat.send", "id": 1, "text": "hello from the fuzzer"}))
+    @example(json.dumps({"type": "question.vote", "id": 2, "question_id": "nope"}))
+    @example(json.dumps({"type": "question.approve", "id": 3, "question_id": "nope"}))
     def one_frame(text: str) -> None:
         reply = tab.exchange(text)
         if reply is None:

@@ -285,6 +285,39 @@ async def test_slow_mode_counts_a_message_sent_from_another_tab_in_the_same_batc
     await close_all(chair, *tabs)
 
 
+async def test_a_tab_sending_without_waiting_gets_its_replies_in_the_order_it_sent(
+    start_server: ServerFactory, world: World, database_url: str
+) -> None:
+    """Ada's page sends forty frames without waiting for any reply: messages (several of them
+    in the room's writer at once), with a vote for no question, a history page with a bad
+    cursor and, last, a frame that is not JSON among them. Every reply comes back in the order she sent the frames, and
+    her messages are stored once each, in that order."""
+    server = await start_server(live_rate_limits=CHATTY)
+    ada = await Live.join(server, world.session_id, world.attendees[0])
+    sent: list[int] = []
+    for n in range(40):
+        if n % 10 == 3:
+            sent.append(await ada.send("question.vote", question_id="nope", key=key("v", n)))
+        elif n % 10 == 6:
+            sent.append(await ada.send("room.history", part="messages", cursor="not-a-cursor"))
+        else:
+            sent.append(await ada.send("chat.send", text=f"in order {n}", key=key("o", n)))
+    await ada.ws.send("not json")
+    answered: list[Any] = []
+    posted: list[str] = []
+    while len(answered) < len(sent) + 1 or len(posted) < 32:
+        frame = await ada.recv()
+        if frame["type"] in ("ok", "error"):
+            answered.append(frame.get("id"))
+        elif frame["type"] == "message.posted":
+            posted.append(frame["message"]["text"])
+    assert answered == [*sent, None]
+    assert posted == [f"in order {n}" for n in range(40) if n % 10 not in (3, 6)]
+    await ada.close()
+    room = await stored(database_url, world.session_id)
+    assert sorted(room["texts"].values()) == [1] * 32
+
+
 async def test_a_busy_room_says_so_and_nothing_is_lost_when_the_page_sends_again(
     start_server: ServerFactory, world: World, database_url: str
 ) -> None:
