@@ -406,7 +406,7 @@ class _Mark:
 
     @classmethod
     def take(cls, db: AsyncSession, connection: AsyncConnection, rows: BatchRows) -> _Mark:
-        pending = [*db.new, *db.dirty, *db.deleted] if db.identity_map or db.new else []
+        pending = [*db.new, *db.dirty, *db.deleted]
         return cls(
             connection.info.get(CHANGED, 0),
             len(pending),

@@ -20,6 +20,14 @@ class Socket:
         return True
 
 
+def busy_round(cork: Cork, sockets: list[Socket] | None = None) -> list[Socket]:
+    """Sixty sockets with frames waiting at once (three times a 400/s, 50 ms budget)."""
+    sockets = sockets or [Socket() for _ in range(60)]
+    for socket in sockets:
+        cork.hold(socket)
+    return sockets
+
+
 async def test_a_quiet_room_waits_only_the_cork_time() -> None:
     cork = Cork(0.005, writes_per_s=3000, longest=0.025)
     loop = asyncio.get_running_loop()
@@ -57,9 +65,7 @@ async def test_a_busy_process_writes_within_its_budget_and_the_longest_wait() ->
 async def test_the_budget_comes_back_when_the_process_is_quiet_again() -> None:
     cork = Cork(0.005, writes_per_s=400, longest=0.05)
     loop = asyncio.get_running_loop()
-    busy = [Socket() for _ in range(60)]
-    for socket in busy:
-        cork.hold(socket)
+    busy = busy_round(cork)
     await asyncio.sleep(0.1)
     assert all(socket.written_at for socket in busy)
     await asyncio.sleep(0.2)  # 80 writes' worth of budget, more than it holds (20)
@@ -73,13 +79,10 @@ async def test_the_budget_comes_back_when_the_process_is_quiet_again() -> None:
 async def test_a_reply_goes_out_after_the_cork_time_even_over_budget() -> None:
     cork = Cork(0.005, writes_per_s=400, longest=0.05)
     loop = asyncio.get_running_loop()
-    busy = [Socket() for _ in range(60)]
-    for socket in busy:
-        cork.hold(socket)
+    busy = busy_round(cork)
     await asyncio.sleep(0.06)
     # Over budget again: the next round of broadcasts waits; a socket with a reply does not.
-    for socket in busy:
-        cork.hold(socket)
+    busy_round(cork, busy)
     answered = Socket()
     held = loop.time()
     cork.hold(answered)

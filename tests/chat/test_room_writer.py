@@ -56,6 +56,9 @@ async def stored(database_url: str, session_id: str) -> dict[str, Any]:
                     .order_by(RoomEvent.seq)
                 )
             )
+            questions = await db.scalar(
+                select(func.count()).where(Question.session_id == session_id)
+            )
             ids = {
                 text: message_id
                 for message_id, text in await db.execute(
@@ -64,7 +67,7 @@ async def stored(database_url: str, session_id: str) -> dict[str, Any]:
             }
     finally:
         await engine.dispose()
-    return {"texts": texts, "seqs": seqs, "ids": ids}
+    return {"texts": texts, "seqs": seqs, "ids": ids, "questions": questions}
 
 
 async def replies(live: Live, request_ids: set[int], timeout: float = 10.0) -> dict[int, Any]:
@@ -141,15 +144,7 @@ async def test_a_resend_after_the_server_restarts_is_applied_once(
         other = await ada.ok("question.ask", text="Is the recording kept?", key=key("q", 2))
         assert other["question"]["id"] != first["question"]["id"]
         await ada.close()
-    engine = make_engine(database_url)
-    try:
-        async with make_sessionmaker(engine)() as db:
-            count = await db.scalar(
-                select(func.count()).where(Question.session_id == world.session_id)
-            )
-    finally:
-        await engine.dispose()
-    assert count == 2
+    assert (await stored(database_url, world.session_id))["questions"] == 2
 
 
 async def test_order_and_seq_stay_exact_when_actions_are_applied_in_batches(
@@ -254,15 +249,7 @@ async def test_an_action_refused_after_adding_its_rows_leaves_nothing_and_its_ba
     room = await stored(database_url, world.session_id)
     assert sorted(room["texts"].values()) == [1] * (len(tabs) * 20)
     assert room["seqs"] == list(range(1, len(tabs) * 20 + 1))
-    engine = make_engine(database_url)
-    try:
-        async with make_sessionmaker(engine)() as db:
-            asked = await db.scalar(
-                select(func.count()).where(Question.session_id == world.session_id)
-            )
-    finally:
-        await engine.dispose()
-    assert asked == 0
+    assert room["questions"] == 0
 
 
 async def test_slow_mode_counts_a_message_sent_from_another_tab_in_the_same_batch(
