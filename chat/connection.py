@@ -184,6 +184,23 @@ class Connection:
             return
         self._enqueue(frame, data)
 
+    def push_many(
+        self, frames: list[tuple[str, int | None, bytes]], data: bytes, lowest: int | None
+    ) -> None:
+        """Send several pushed events in order (a batch's broadcasts): `data` is their encoded
+        frames joined, `lowest` the smallest of their seqs. As `push` for each, in one go."""
+        if self.closing is not None:
+            return
+        if (
+            self._held is not None
+            or self._transport is None
+            or (lowest is not None and lowest <= self._floor)
+        ):
+            for frame, seq, one in frames:
+                self.push(frame, seq, one)
+            return
+        self._enqueue(frames[0][0], data, len(frames))
+
     def reply(self, frame: str) -> None:
         """Send a reply (or replayed event) ahead of anything held during the join."""
         if self.closing is None or self._flush:
@@ -203,7 +220,8 @@ class Connection:
         for seq, frame, data in held:
             self.push(frame, seq, data)
 
-    def _enqueue(self, frame: str, data: bytes | None) -> None:
+    def _enqueue(self, frame: str, data: bytes | None, frames: int = 1) -> None:
+        """Queue `frame` (or, written directly, `frames` whole frames encoded in `data`)."""
         transport = self._transport
         if transport is not None:
             # Called for every socket of a room on each broadcast: only what must be done per
@@ -220,7 +238,7 @@ class Connection:
                 self._cork.hold(self)
             corked.append(data)
             self._corked_bytes += len(data)
-            self.written += 1
+            self.written += frames
             if self.closing is not None:
                 self.uncork()  # a closing socket's last words go before its close frame
             return

@@ -342,11 +342,14 @@ async def open_gateway(
         # A lost link may have lost invalidations too.
         link.on_lost(cache.forget_all)
 
-        def deliver(envelope: Envelope) -> None:
-            if envelope.kind == FORGET:
-                cache.forget(envelope)
-            else:
-                rooms.deliver(envelope)
+        def deliver(envelopes: list[Envelope]) -> None:
+            start = 0
+            for index, envelope in enumerate(envelopes):
+                if envelope.kind == FORGET:
+                    rooms.deliver_many(envelopes[start:index])
+                    cache.forget(envelope)
+                    start = index + 1
+            rooms.deliver_many(envelopes[start:] if start else envelopes)
 
         bus = await stack.enter_async_context(open_bus(link, deliver))
         gateway = Gateway(

@@ -88,6 +88,37 @@ class Rooms:
 
     # -- arriving from the bus ----------------------------------------------------------------
 
+    def deliver_many(self, envelopes: list[Envelope]) -> None:
+        """Envelopes in order; a run of one room's frames for everyone (a batch's broadcasts)
+        is handed to each socket at once."""
+        run: list[Envelope] = []
+        for envelope in envelopes:
+            if envelope.kind == "frame" and envelope.audience == ALL:
+                if run and run[0].room != envelope.room:
+                    self._deliver_run(run)
+                    run = []
+                run.append(envelope)
+                continue
+            if run:
+                self._deliver_run(run)
+                run = []
+            self.deliver(envelope)
+        if run:
+            self._deliver_run(run)
+
+    def _deliver_run(self, run: list[Envelope]) -> None:
+        if len(run) == 1:
+            self.deliver(run[0])
+            return
+        room = self._rooms.get(run[0].room)
+        if room is None or not room.connections:
+            return
+        frames = [(e.body, e.seq, wire.text_frame(e.body)) for e in run]
+        data = b"".join(one for _, _, one in frames)
+        lowest = min((seq for _, seq, _ in frames if seq is not None), default=None)
+        for conn in list(room.connections.values()):
+            conn.push_many(frames, data, lowest)
+
     def deliver(self, envelope: Envelope) -> None:
         if envelope.kind == "watching":
             self._heard(envelope)

@@ -336,9 +336,7 @@ class RoomWriter:
                 gateway.cache.forget(envelope)
         for item, frame in replies:
             item.conn.reply(frame)
-        for envelope in envelopes:
-            if envelope is not None:
-                await gateway.bus.publish(envelope)
+        await gateway.bus.publish_many([e for e in envelopes if e is not None])
 
     def _recent_keys(self, batch: list[Queued]) -> dict[tuple[str, str], str]:
         recent = self.recent

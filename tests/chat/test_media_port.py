@@ -267,7 +267,7 @@ async def test_one_link_carries_the_event_bus_and_stage_hosting(
         try:
             delivered: list[Envelope] = []
             async with (
-                open_bus(link, delivered.append) as bus,
+                open_bus(link, delivered.extend) as bus,
                 open_stage_hosts(link, LocalMedia(media), lambda offer: False) as hosts,
             ):
                 envelope = Envelope("frame", session, "all", 7, '{"type": "x"}')

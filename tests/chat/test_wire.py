@@ -5,13 +5,18 @@ stops reading is dropped with 1013 while everyone else keeps receiving."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import websockets
+from fastapi import WebSocket
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from chat import wire
+from chat.connection import Connection, Cork
+from chat.roles import Role
 from tests.chat.conftest import Live, ServerFactory, World
 
 
@@ -126,3 +131,68 @@ async def test_with_permessage_deflate_the_gateway_keeps_the_asgi_send_path(
     assert frame["message"]["text"] == "compressed, through ASGI"
     for conn in rooms.room(world.session_id).connections.values():
         assert not conn.direct and conn.written == 0
+
+
+class Transport:
+    """Stands in for a socket's transport: keeps what is written."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def texts_of(data: bytes) -> list[str]:
+    """The text frames in `data`, in order (websockets' own reader)."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    texts = []
+    while reader.buffer:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            while True:
+                next(parser)
+        except StopIteration as done:
+            texts.append(done.value.data.decode())
+    return texts
+
+
+def direct_connection() -> tuple[Connection, Transport]:
+    transport = Transport()
+    websocket = cast(WebSocket, SimpleNamespace(_send=None))  # not under uvicorn: no transport
+    conn = Connection(websocket, session_id="s", limit=64, cork=Cork(0.001))
+    conn._transport = cast(asyncio.Transport, transport)  # as under uvicorn (chat/wire.py)
+    return conn, transport
+
+
+async def test_a_batchs_broadcasts_reach_a_socket_in_one_write_each_once_and_in_order() -> None:
+    """A room's batch of five events goes to a watching socket in one write; a socket that
+    resumed with the batch's third event already in its replay gets only the two after it; a
+    socket still joining gets them after its join state, in order."""
+    batch = [(f'{{"type":"e","seq":{seq}}}', seq) for seq in range(10, 15)]
+    frames = [(text, seq, wire.text_frame(text)) for text, seq in batch]
+    data = b"".join(one for _, _, one in frames)
+
+    watching, watching_out = direct_connection()
+    resumed, resumed_out = direct_connection()
+    resumed.identify(person_id="bea", name="Bea", role=Role.attendee)
+    resumed.release(12)
+    joining, joining_out = direct_connection()
+    joining.identify(person_id="cy", name="Cy", role=Role.attendee)
+    for conn in (watching, resumed, joining):
+        conn.push_many(frames, data, 10)
+    joining.reply('{"type":"ok","id":1}')
+    joining.release(9)
+    await asyncio.sleep(0.02)
+
+    everything = [text for text, _ in batch]
+    assert watching_out.writes == [data]
+    assert texts_of(b"".join(resumed_out.writes)) == everything[3:]
+    assert texts_of(b"".join(joining_out.writes)) == ['{"type":"ok","id":1}', *everything]
