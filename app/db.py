@@ -67,6 +67,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30000
+
 # SQLite, chosen on purpose (docs/deploy.md):
 SQLITE_PRAGMAS = (
     # Off by default in SQLite; the schema relies on cascades.
@@ -78,8 +80,9 @@ SQLITE_PRAGMAS = (
     # batches (chat/writer.py), so this is one fsync per batch, not per action. NORMAL would be
     # ~20 times cheaper per commit and could lose the last commits on power loss: not for us.
     "synchronous=FULL",
-    # Several processes share the file: wait for its write lock rather than fail.
-    "busy_timeout=30000",
+    # Several processes share the file: wait for its write lock rather than fail (never on the
+    # event loop's thread: see `statements_inline`).
+    f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     # 32 MB of page cache per connection (the default is 2 MB): a long room's indexes stay in
     # memory, and temporary sorts (a join's top questions) stay off the disk.
     "cache_size=-32000",
@@ -210,17 +213,42 @@ async def statements_inline(db: AsyncSession) -> AsyncIterator[None]:
     and for the thread to get the interpreter back, several milliseconds each under load: a
     batch of eight statements waited longer than it worked. The commit (its fsync) still goes
     to the thread. Reads that may take long (a join's snapshot, history) keep the thread. Does
-    nothing on PostgreSQL."""
+    nothing on PostgreSQL.
+
+    The file's write lock is taken first (`BEGIN IMMEDIATE`), so no statement on the loop ever
+    waits for it: another connection (a join, an attendance sample, another process) may hold it
+    while it awaits the loop itself, and a statement waiting on the loop's thread would stop that
+    connection too, every socket of the process with it, until `busy_timeout`. When the lock is
+    not free at once, it is waited for on aiosqlite's thread, the loop running meanwhile."""
     raw = await (await db.connection()).get_raw_connection()
     adapted = raw.dbapi_connection
     if not isinstance(adapted, OneHopConnection):
         yield
         return
+    await _write_lock(adapted._connection)  # type: ignore[arg-type]
     adapted.inline = True
     try:
         yield
     finally:
         adapted.inline = False
+
+
+async def _write_lock(connection: aiosqlite.Connection) -> None:
+    """Begin the connection's transaction holding the file's write lock: on the loop's thread
+    when it is free now, else waiting for it on aiosqlite's thread."""
+    conn = connection._conn
+    if conn.in_transaction:
+        return  # begun by an earlier statement of this session (it holds the lock if it wrote)
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError:
+        pass  # another connection holds it: wait below, off the loop
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor = await connection.execute("BEGIN IMMEDIATE")
+    await cursor.close()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

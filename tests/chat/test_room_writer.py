@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert, select
 
 from app.db import make_engine, make_sessionmaker, new_id, utcnow
@@ -303,6 +306,65 @@ async def test_a_tab_sending_without_waiting_gets_its_replies_in_the_order_it_se
     await ada.close()
     room = await stored(database_url, world.session_id)
     assert sorted(room["texts"].values()) == [1] * 32
+
+
+async def test_a_writer_waiting_for_the_files_write_lock_does_not_stop_the_server(
+    start_server: ServerFactory, world: World, database_url: str
+) -> None:
+    """Another program (another process on the same SQLite file, a backup) holds the file's
+    write lock for a second while Ada posts. Her message waits for the lock, is applied once it
+    is free, and meanwhile the server goes on: the event loop never stops for the lock (the
+    writer's statements run on the loop's thread, so one waiting there would stop every
+    socket), and Bea's second tab joins at once."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a SQLite file's write lock")
+    server = await start_server(live_rate_limits=CHATTY)
+    ada = await Live.join(server, world.session_id, world.attendees[0])
+    bea = await Live.join(server, world.session_id, world.attendees[1])
+    await ada.ok("chat.send", text="before the lock", key=key("lock", 0))
+
+    held = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def hold_the_lock() -> None:
+        other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            loop.call_soon_threadsafe(held.set)
+            time.sleep(1.0)
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    holder = asyncio.create_task(asyncio.to_thread(hold_the_lock))
+    await held.wait()
+    longest_gap = 0.0
+
+    async def tick() -> None:
+        nonlocal longest_gap
+        last = loop.time()
+        while not holder.done():
+            await asyncio.sleep(0.01)
+            longest_gap = max(longest_gap, loop.time() - (last + 0.01))
+            last = loop.time()
+
+    ticking = asyncio.create_task(tick())
+    sent = loop.time()
+    posting = asyncio.create_task(ada.ok("chat.send", text="during the lock", key=key("lock", 1)))
+    await asyncio.sleep(0.2)
+    assert not posting.done()  # it waits for the lock
+    second_tab = await Live.join(server, world.session_id, world.attendees[1])
+    assert loop.time() - sent < 0.8  # joined while the lock is still held
+    assert second_tab.joined is not None
+    assert [m["text"] for m in second_tab.joined["messages"]] == ["before the lock"]
+    await posting
+    assert loop.time() - sent >= 0.8
+    await holder
+    await ticking
+    assert longest_gap < 0.3, f"the event loop stopped for {longest_gap:.2f} s"
+    await close_all(ada, bea, second_tab)
+    room = await stored(database_url, world.session_id)
+    assert room["texts"] == {"before the lock": 1, "during the lock": 1}
 
 
 async def test_a_busy_room_says_so_and_nothing_is_lost_when_the_page_sends_again(
