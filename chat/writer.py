@@ -88,8 +88,11 @@ NUMBER = (
 )
 STORE_EVENTS = insert(RoomEvent.__table__)  # type: ignore[arg-type]
 STORE_KEYS = insert(ActionKey.__table__)  # type: ignore[arg-type]
-# Keys a writer remembers having applied (a resend after a dropped socket comes within seconds).
+# Keys the process's writers remember having applied, all rooms together (a resend after a
+# dropped socket comes within seconds): about 8 MB, however many rooms a long day has had.
 RECENT_KEYS = 20_000
+
+Recent = OrderedDict[tuple[str, str, str], str]  # (room, person, key) -> result
 # Rows a statement changed, counted per database connection (see `count_changes`).
 CHANGED = "dais.rows_changed"
 
@@ -132,7 +135,9 @@ class _Retry(Exception):
 
 
 class RoomWriter:
-    def __init__(self, gateway: LiveGateway, session_id: str, *, limit: int) -> None:
+    def __init__(
+        self, gateway: LiveGateway, session_id: str, *, limit: int, recent: Recent | None = None
+    ) -> None:
         self.gateway = gateway
         self.session_id = session_id
         self.limit = limit
@@ -142,11 +147,11 @@ class RoomWriter:
         self.rate = 500.0
         # Actions not applied because their socket had been closed by the server.
         self.dropped = 0
-        # The results of keys this writer applied lately: {(person, key): result}. A resend
-        # of one of these is answered from here; any other applied key is found by the
-        # database's primary key when the batch stores it, and the batch then runs again with
-        # its keys looked up there (`Queued.careful`).
-        self.recent: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # The results of keys applied lately, shared by the process's writers (`Writers`):
+        # {(room, person, key): result}. A resend of one of these is answered from here; any
+        # other applied key is found by the database's primary key when the batch stores it,
+        # and the batch then runs again with its keys looked up there (`Queued.careful`).
+        self.recent: Recent = OrderedDict() if recent is None else recent
 
     @property
     def idle(self) -> bool:
@@ -344,13 +349,13 @@ class RoomWriter:
         for item in batch:
             key = item.action.key
             if key is not None:
-                result = recent.get((item.conn.person_id, key))
+                result = recent.get((self.session_id, item.conn.person_id, key))
                 if result is not None:
                     found[item.conn.person_id, key] = result
         return found
 
     def _remember(self, keyed: tuple[str, str], result: str) -> None:
-        self.recent[keyed] = result
+        self.recent[(self.session_id, *keyed)] = result
         if len(self.recent) > RECENT_KEYS:
             self.recent.popitem(last=False)
 
@@ -458,6 +463,7 @@ class Writers:
         self.gateway = gateway
         self.limit = limit
         self._writers: dict[str, RoomWriter] = {}
+        self.recent: Recent = OrderedDict()
 
     def submit(self, conn: Connection, handler: Handler, action: Action) -> asyncio.Future[None]:
         writer = self._writers.get(conn.session_id)
@@ -465,7 +471,7 @@ class Writers:
             if len(self._writers) > 1000:
                 self._writers = {k: w for k, w in self._writers.items() if not w.idle}
             writer = self._writers[conn.session_id] = RoomWriter(
-                self.gateway, conn.session_id, limit=self.limit
+                self.gateway, conn.session_id, limit=self.limit, recent=self.recent
             )
         return writer.submit(conn, handler, action)
 
