@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 recordings_dir=settings.recordings_dir,
                 max_peers_per_person=settings.media_max_peers_per_person,
                 reconnect_grace=settings.media_reconnect_grace_seconds,
+                max_bitrate_kbps=settings.media_max_bitrate_kbps,
                 on_offer=media_offers(lambda: app.state.stages),
                 on_recording=recording_store(app.state.sessionmaker),
             )

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     media_max_peers_per_person: int = 4
     # A speaker whose connection drops keeps their place on stage this long.
     media_reconnect_grace_seconds: float = 30.0
+    # What a speaker's camera (or screen) may send, in kbit/s: told to the speaker's browser as
+    # its receiver's estimate (REMB), so its rate holds there unless its own uplink loses.
+    media_max_bitrate_kbps: int = Field(default=2500, ge=100, le=20000)
     # STUN/TURN servers handed to browsers and to the media server, as RTCIceServer dicts.
     ice_servers: list[dict[str, Any]] = Field(default_factory=list)
 

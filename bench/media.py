@@ -969,7 +969,11 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
                 mid="1",  # as aiortc numbers every viewer's m-lines: one extension layout
                 direction="sendonly",
                 sender=Fake(
-                    _ssrc=index, _track_id="", _stream_id="", _RTCRtpSender__transport=dtls
+                    _ssrc=index,
+                    _track_id="",
+                    _stream_id="",
+                    _RTCRtpSender__transport=dtls,
+                    _handle_rtcp_packet=None,  # wrapped, never called here
                 ),
                 _codecs=[vp8],
                 _headerExtensions=[Fake(uri=MID_URI, id=1), Fake(uri=ABS_SEND_TIME_URI, id=3)],

@@ -68,7 +68,7 @@ from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcpeerconnection import add_transport_description, is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, unpack_remb_fci
 from aiortc.sdp import SessionDescription
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,9 @@ __all__ = [
     "RtpOutput",
     "RtpPacket",
     "JitterFrame",
+    "SpeakerRate",
+    "ask_for_opus_fec",
+    "cap_speaker_rate",
     "defer_bandwidth_estimators",
     "codec_for_payload_type",
     "compatible_payload_type",
@@ -98,6 +101,7 @@ __all__ = [
     "request_keyframe_upstream",
     "server_peer_connection",
     "sendable",
+    "sender_rtt",
     "sender_ssrc",
     "source_diagnostics",
     "srtp_protect_address",
@@ -195,6 +199,10 @@ def source_diagnostics() -> list[str]:
     )
     expect(hasattr(RTCRtpReceiver, "_send_rtcp_pli"), "RTCRtpReceiver._send_rtcp_pli")
     expect(
+        "remb = self.__remote_bitrate_estimator.add(" in _source(RTCRtpReceiver._handle_rtp_packet),
+        "RTCRtpReceiver sends REMB from its private __remote_bitrate_estimator.add()",
+    )
+    expect(
         "tuple[bool, Optional[JitterFrame]]" in _source(JitterBuffer.add),
         "JitterBuffer.add returns (pli_flag, frame)",
     )
@@ -204,8 +212,13 @@ def source_diagnostics() -> list[str]:
         "self._send_keyframe()" in sender_rtcp, "RTCRtpSender calls self._send_keyframe() on PLI"
     )
     expect("await self._retransmit(seq)" in sender_rtcp, "RTCRtpSender retransmits on NACK")
+    expect(
+        "recipient._handle_rtcp_packet(packet)" in _source(RTCDtlsTransport._handle_rtcp_data),
+        "RTCDtlsTransport hands RTCP to each recipient's _handle_rtcp_packet",
+    )
     sender_init = _source(RTCRtpSender.__init__)
     for name in (
+        "__rtt",
         "__transport",
         "__ntp_timestamp",
         "__rtp_timestamp",
@@ -356,6 +369,38 @@ class LazyBandwidthEstimator(RemoteBitrateEstimator):
             raise AttributeError(name)
         self._build()
         return getattr(self, name)
+
+
+class SpeakerRate:
+    """Stands in for aiortc's receive-side bandwidth estimator on a publisher's video receiver:
+    the REMB it has aiortc send the speaker is always `ceiling_bps`, once a second.
+
+    aiortc's estimator times each packet's arrival when the event loop gets to it, so a busy
+    loop reads as a congested network: on an idle loopback link it told speakers anything from
+    30 to 800 kbit/s, and their browsers followed. A browser's own loss-based control still
+    lowers its rate on a lossy uplink (REMB only caps it); this caps it at the configured
+    ceiling instead of at the loop's noise. Costs a comparison per packet, not an estimator."""
+
+    __slots__ = ("_next_ms", "ceiling_bps", "ssrcs")
+
+    def __init__(self, ceiling_bps: int) -> None:
+        self.ceiling_bps = ceiling_bps
+        self.ssrcs: dict[int, None] = {}
+        self._next_ms = -1
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        self.ssrcs[ssrc] = None
+        if arrival_time_ms < self._next_ms:
+            return None
+        self._next_ms = arrival_time_ms + 1000
+        return self.ceiling_bps, list(self.ssrcs)
+
+
+def cap_speaker_rate(receiver: RTCRtpReceiver, ceiling_bps: int) -> None:
+    """Have `receiver` (a publisher's video) tell the speaker `ceiling_bps` (`SpeakerRate`)."""
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = SpeakerRate(ceiling_bps)  # type: ignore[attr-defined]
 
 
 def defer_bandwidth_estimators() -> None:
@@ -523,14 +568,48 @@ def hook_sender(
     sender: RTCRtpSender,
     on_keyframe_request: Callable[[], None],
     on_nack: Callable[[int], None],
+    on_estimate: Callable[[int], None] | None = None,
 ) -> None:
-    """Send a viewer's PLI/FIR to `on_keyframe_request` and its NACKed sequence numbers to `on_nack`."""
+    """Send a viewer's PLI/FIR to `on_keyframe_request`, its NACKed sequence numbers to
+    `on_nack`, and the bitrate its REMB gives for this sender's stream to `on_estimate`."""
 
     async def retransmit(sequence_number: int) -> None:
         on_nack(sequence_number)
 
     sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
     sender._retransmit = retransmit  # type: ignore[method-assign]
+    if on_estimate is None:
+        return
+    handle = sender._handle_rtcp_packet
+
+    async def handle_rtcp(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                pass  # another application's feedback, or a malformed REMB
+            else:
+                if sender._ssrc in ssrcs:
+                    on_estimate(bitrate)
+        await handle(packet)
+
+    sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+def ask_for_opus_fec(transceiver: RTCRtpTransceiver) -> None:
+    """Answer a publisher's Opus with `useinbandfec=1`: its browser then sends in-band forward
+    error correction (each packet carries a coarse copy of the one before), so a viewer's
+    decoder recovers a lost packet without a retransmission. Call between applying the offer
+    and creating the answer (aiortc answers with its own codec parameters, which have none)."""
+    for codec in transceiver._codecs:
+        if codec.mimeType.lower() == "audio/opus":
+            codec.parameters["useinbandfec"] = 1
+
+
+def sender_rtt(sender: RTCRtpSender) -> float | None:
+    """The round trip to the viewer in seconds, from its receiver reports (None before one)."""
+    rtt: float | None = sender._RTCRtpSender__rtt  # type: ignore[attr-defined]
+    return rtt
 
 
 def negotiated_extensions(transceiver: RTCRtpTransceiver) -> dict[str, int]:

@@ -42,6 +42,7 @@ from .header_layout import (
 )
 from .munger import RtpMunger
 from .payloads import keyframe_detector
+from .retransmit import Retransmissions
 
 try:
     from . import _fanout
@@ -52,6 +53,11 @@ logger = logging.getLogger(__name__)
 
 KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: at most one PLI per second goes up to a publisher
 HISTORY_SIZE = 512  # packets kept per track to answer viewers' NACKs
+# Bytes a packet sent takes beyond its payload (RTP header, extensions, SRTP tag), roughly.
+PACKET_OVERHEAD = 40
+# A stream's rate is measured over windows this long (a viewer's retransmission budget, until
+# it gives its own estimate, is a share of it).
+RATE_WINDOW_S = 1.0
 
 _pack_header = RTP_HEADER.pack
 _NTP_EPOCH_OFFSET = 2208988800
@@ -88,6 +94,10 @@ class PublishedTrack:
         self._loop = asyncio.get_running_loop()
         self._native = NativeViewers.create()  # the slots sent to from C (None: no C fan-out)
         self._last_arrival = 0.0
+        # The stream's rate over the last complete window (bits a second, payload and headers).
+        self.bitrate_bps = 0.0
+        self._window_start = 0.0
+        self._window_bytes = 0
         hooks.hook_receiver(self.receiver, self._on_packet, self._on_frame)
 
     # -- ingest: called synchronously from aiortc's receive loop for every packet -----------------
@@ -121,7 +131,12 @@ class PublishedTrack:
             ntp_now(),
         )
         self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
-        self._last_arrival = forwarded.arrival
+        arrival = self._last_arrival = forwarded.arrival
+        self._window_bytes += len(payload) + PACKET_OVERHEAD
+        if arrival - self._window_start >= RATE_WINDOW_S:
+            if self._window_start:
+                self.bitrate_bps = self._window_bytes * 8 / (arrival - self._window_start)
+            self._window_start, self._window_bytes = arrival, 0
         native = self._native
         if native is not None and native.slots:
             dropped = native.send(forwarded)
@@ -396,6 +411,7 @@ class ViewerSlot:
         "_packets_sent",
         "_source_pt",
         "clock_rate",
+        "estimate_bps",
         "key",
         "kind",
         "layout",
@@ -404,6 +420,7 @@ class ViewerSlot:
         "native",
         "negotiated",
         "payload_type",
+        "retransmissions",
         "sender",
         "source",
         "ssrc",
@@ -433,7 +450,11 @@ class ViewerSlot:
         self._octets_sent = 0
         self._source_pt = -1
         self._output = hooks.RtpOutput(self.sender)
-        hooks.hook_sender(self.sender, self._on_keyframe_request, self._on_nack)
+        # Answers to the viewer's NACKs (streaming/retransmit.py), within a share of what its
+        # link carries: its own estimate (REMB) once it sends one.
+        self.retransmissions = Retransmissions()
+        self.estimate_bps: int | None = None
+        hooks.hook_sender(self.sender, self._on_keyframe_request, self._on_nack, self._on_estimate)
 
     # -- negotiation ---------------------------------------------------------------------------
 
@@ -633,8 +654,20 @@ class ViewerSlot:
         if source is None or self.munger.waiting_for_start:
             return
         packet = source.history(self.munger.source_sequence_number(sequence_number))
-        if packet is not None and packet.payload_type == self._source_pt:
+        if packet is None or packet.payload_type != self._source_pt:
+            return
+        if self.retransmissions.allow(
+            sequence_number=packet.sequence_number,
+            arrival=packet.arrival,
+            size=packet.size + PACKET_OVERHEAD,
+            now=time.monotonic(),
+            rtt=hooks.sender_rtt(self.sender),
+            rate_bps=self.estimate_bps or source.bitrate_bps,
+        ):
             self._send(packet)
+
+    def _on_estimate(self, bitrate: int) -> None:
+        self.estimate_bps = bitrate
 
     def close(self) -> None:
         self.set_source(None)

@@ -83,8 +83,9 @@ class PublishingPeer(Peer):
 
     role = "publish"
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, max_bitrate_bps: int = 2_500_000, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.max_bitrate_bps = max_bitrate_bps
         self.tracks: dict[str, PublishedTrack] = {}
         self._labels: dict[RTCRtpTransceiver, str | None] = {}
 
@@ -100,6 +101,10 @@ class PublishingPeer(Peer):
                 transceiver.direction = "inactive"
             else:
                 transceiver.direction = "recvonly"
+                if transceiver.kind == "audio":
+                    hooks.ask_for_opus_fec(transceiver)
+                else:
+                    hooks.cap_speaker_rate(transceiver.receiver, self.max_bitrate_bps)
                 self.tracks[label] = PublishedTrack(
                     person_id=self.person_id, label=label, transceiver=transceiver
                 )

@@ -57,6 +57,7 @@ class MediaServer:
         on_offer: OnOffer | None = None,
         reconnect_grace: float = 30.0,
         on_recording: OnRecording | None = None,
+        max_bitrate_kbps: int = 2500,
     ) -> None:
         internals_check.check_internals()  # refuse to start on an aiortc whose internals moved
         hooks.defer_bandwidth_estimators()  # viewers' send-only m-lines never need one
@@ -86,6 +87,7 @@ class MediaServer:
             on_offer = _as_messages(send)
         self._on_offer = on_offer
         self._grace = reconnect_grace
+        self._max_bitrate_bps = max_bitrate_kbps * 1000
         self._on_recording = on_recording
         # Storing a finished recording is awaited at shutdown, never cancelled.
         self._recording_tasks: set[asyncio.Task[Any]] = set()
@@ -133,6 +135,7 @@ class MediaServer:
             connection_id=connection_id,
             configuration=self._configuration,
             certificate=self._server_certificate(),
+            max_bitrate_bps=self._max_bitrate_bps,
         )
         self._register(peer)
         try:

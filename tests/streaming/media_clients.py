@@ -288,6 +288,26 @@ class Viewer:
                 pass
 
 
+def tap(viewer: Viewer, mid: str) -> list[Any]:
+    """Every (decrypted, parsed) RTP packet the viewer's client gets on m-line `mid`."""
+    received: list[Any] = []
+    for transceiver in viewer.pc.getTransceivers():
+        if transceiver.mid == mid:
+            receiver = transceiver.receiver
+            counting = receiver._handle_rtp_packet
+
+            async def handle(packet: Any, arrival_time_ms: int, counting: Any = counting) -> None:
+                received.append(packet)
+                await counting(packet, arrival_time_ms)
+
+            receiver._handle_rtp_packet = handle
+    return received
+
+
+async def no_rtcp(packet: Any) -> None:
+    """A stand-in sender's RTCP handling (`_handle_rtcp_packet`): none."""
+
+
 async def eventually(
     predicate: Callable[[], bool], timeout: float = 5.0, message: str = "condition"
 ) -> None:

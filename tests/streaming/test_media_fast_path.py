@@ -18,28 +18,12 @@ from typing import Any
 import pytest
 import uvloop
 from aiortc.rtcdtlstransport import State
-from media_clients import Conference, Viewer, eventually
+from media_clients import Conference, Viewer, eventually, no_rtcp, tap
 from pylibsrtp import Policy, Session
 
 from streaming import aiortc_hooks, forwarder, munger
 from streaming.forwarder import ForwardedPacket, NativeViewers, ViewerSlot, fan_out
 from streaming.peers import ViewingPeer
-
-
-def tap(viewer: Viewer, mid: str) -> list[Any]:
-    """Every (decrypted, parsed) RTP packet the viewer's client gets on m-line `mid`."""
-    received: list[Any] = []
-    for transceiver in viewer.pc.getTransceivers():
-        if transceiver.mid == mid:
-            receiver = transceiver.receiver
-            counting = receiver._handle_rtp_packet
-
-            async def handle(packet: Any, arrival_time_ms: int, counting: Any = counting) -> None:
-                received.append(packet)
-                await counting(packet, arrival_time_ms)
-
-            receiver._handle_rtp_packet = handle
-    return received
 
 
 async def check_viewers_get_the_payload_with_only_the_header_rewritten(
@@ -287,7 +271,9 @@ def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
             kind="video",
             mid=mid,
             direction="sendonly",
-            sender=SimpleNamespace(_ssrc=0x1000 + index, _track_id="", _stream_id=""),
+            sender=SimpleNamespace(
+                _ssrc=0x1000 + index, _track_id="", _stream_id="", _handle_rtcp_packet=no_rtcp
+            ),
             _headerExtensions=[
                 SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1),
                 SimpleNamespace(
@@ -358,7 +344,11 @@ def stand_in_slot(
         mid="2",
         direction="sendonly",
         sender=SimpleNamespace(
-            _ssrc=ssrc, _track_id="", _stream_id="", _RTCRtpSender__transport=dtls
+            _ssrc=ssrc,
+            _track_id="",
+            _stream_id="",
+            _RTCRtpSender__transport=dtls,
+            _handle_rtcp_packet=no_rtcp,
         ),
         _codecs=[SimpleNamespace(mimeType="video/VP8", clockRate=90000, payloadType=100)],
         _headerExtensions=[

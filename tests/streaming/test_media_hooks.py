@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from media_clients import no_rtcp
 
 from streaming import MediaServer, aiortc_hooks, internals_check
 from streaming.forwarder import ForwardedPacket, ViewerSlot
@@ -135,7 +136,9 @@ def test_a_slot_keeps_numbering_continuous_when_its_source_switches(
         kind="video",
         mid="3",
         direction="sendonly",
-        sender=SimpleNamespace(_ssrc=0x11223344, _track_id="", _stream_id=""),
+        sender=SimpleNamespace(
+            _ssrc=0x11223344, _track_id="", _stream_id="", _handle_rtcp_packet=no_rtcp
+        ),
         _headerExtensions=[SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1)],
     )
     slot = ViewerSlot(transceiver)  # type: ignore[arg-type]

@@ -10,10 +10,15 @@ import asyncio
 import heapq
 import itertools
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from media_clients import Conference, Viewer, eventually
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+from media_clients import Conference, Viewer, eventually, tap
+
+from streaming.peers import ViewingPeer
 
 
 class ImpairedNetwork:
@@ -94,3 +99,88 @@ async def test_an_attendee_keeps_decoding_under_loss_and_jitter(conference: Conf
         assert longest_gap < 2.0, f"the picture froze for {longest_gap:.1f} s"
     finally:
         network.stop()
+
+
+async def test_a_viewer_nacking_everything_gets_only_what_helps_within_its_budget(
+    conference: Conference,
+) -> None:
+    """The issue's attendee on a 300 kbit/s link: its browser says so (REMB) and NACKs, fifty
+    times a second for two seconds, the last hundred packets it got, and once, packets it got
+    two seconds ago. The server sends again only what is still worth having, within a quarter
+    of that link (not the whole history at every NACK, which offered such a viewer 35 times
+    what it could carry), and counts what it refused."""
+    await conference.publish("s1", "speaker")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    # Decoding: the client's receiver then does what a browser's does (REMB, NACKs, reports).
+    viewer = await conference.watch("s1", "attendee", decode=True)
+    (video,) = [t for t in viewer.tracks if t["kind"] == "video"]
+    received = tap(viewer, video["mid"])
+    await eventually(lambda: len(received) >= 60, 6, "video packets")
+    (peer,) = [p for p in conference.server._peers.values() if isinstance(p, ViewingPeer)]
+    (slot,) = [s for s in peer.slots if s.source is not None and s.kind == "video"]
+    # The viewer's own estimate reaches the slot (aiortc's receiver sends REMB on its own).
+    await eventually(lambda: slot.estimate_bps is not None, 5, "the viewer's REMB")
+
+    (transceiver,) = [t for t in viewer.pc.getTransceivers() if t.mid == video["mid"]]
+    receiver = transceiver.receiver
+    send_rtcp = receiver._send_rtcp
+
+    async def no_remb_but_ours(packet: Any) -> None:
+        if not (isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP):
+            await send_rtcp(packet)
+
+    receiver._send_rtcp = no_remb_but_ours
+    link_bps = 300_000
+    await send_rtcp(
+        RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(link_bps, [slot.ssrc]),
+        )
+    )
+    await eventually(lambda: slot.estimate_bps == link_bps, 5, "our REMB")
+
+    await asyncio.sleep(2.0)
+    old = sorted({p.sequence_number for p in received[-200:-150]})
+    counts = slot.retransmissions.counts
+    before = (counts.sent, counts.too_old)
+    mark = len(received)
+    await receiver._send_rtcp_nack(slot.ssrc, old)
+    await eventually(lambda: counts.too_old - before[1] >= len(old), 3, "old NACKs refused")
+    assert counts.sent == before[0]
+
+    start = time.monotonic()
+    mark = len(received)
+    while time.monotonic() - start < 2.0:
+        recent = sorted({p.sequence_number for p in received[-100:]})
+        await receiver._send_rtcp_nack(slot.ssrc, recent)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    elapsed = time.monotonic() - start
+
+    seen: set[int] = {p.sequence_number for p in received[:mark]}
+    again_bytes = 0
+    for packet in received[mark:]:
+        if packet.sequence_number in seen:
+            again_bytes += len(packet.payload) + 12
+        seen.add(packet.sequence_number)
+    assert not set(old) & {p.sequence_number for p in received[mark:]}
+    budget = 0.25 * link_bps / 8  # bytes a second
+    assert counts.sent > before[0], "nothing was sent again"
+    assert again_bytes <= budget * elapsed * 1.2 + budget * 0.25 + 2400, (
+        f"{again_bytes} bytes sent again in {elapsed:.1f} s, over a budget of {budget:.0f}/s"
+    )
+    assert counts.over_budget > counts.sent  # most of the flood was refused, and counted
+
+
+async def test_a_speaker_is_asked_for_opus_in_band_error_correction(
+    conference: Conference,
+) -> None:
+    """The server's answer to a speaker's offer asks for Opus in-band FEC (`useinbandfec=1`), so
+    a browser publishing sends it and a viewer's decoder recovers a lost audio packet from the
+    next one without waiting for a retransmission."""
+    pc = await conference.publish("s1", "speaker")
+    answer = pc.remoteDescription.sdp
+    (opus,) = re.findall(r"a=rtpmap:(\d+) opus/48000/2", answer)
+    assert re.search(rf"a=fmtp:{opus} [^\r\n]*useinbandfec=1", answer), answer
