@@ -93,6 +93,7 @@ STORE_KEYS = insert(ActionKey.__table__)  # type: ignore[arg-type]
 RECENT_KEYS = 20_000
 
 Recent = OrderedDict[tuple[str, str, str], str]  # (room, person, key) -> result
+
 # Rows a statement changed, counted per database connection (see `count_changes`).
 CHANGED = "dais.rows_changed"
 
