@@ -234,9 +234,12 @@ class MediaPublish(Action):
 
 class MediaWatch(Action):
     """Ask for the stage's media: the result is the server's offer (`peer_id`, `sdp`, `tracks`),
-    answered with `media.answer`. Later changes arrive as `media.offered`."""
+    answered with `media.answer`. Later changes arrive as `media.offered`. With `audio_only` the
+    offer carries the speakers' sound and no video (an attendee's "Audio only", for a weak link).
+    Sent again on the same socket, it replaces that socket's earlier viewing connection."""
 
     type: Literal["media.watch"]
+    audio_only: bool = False
 
 
 class MediaAnswer(Action):

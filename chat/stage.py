@@ -162,6 +162,7 @@ async def watch(ctx: SignalContext, action: MediaWatch) -> dict[str, Any]:
             person_id=ctx.person_id,
             connection_id=ctx.conn.id,
             sees_green_room=ctx.conn.role in PRESENTER_ROLES,
+            audio_only=action.audio_only,
         ),
     )
     offer = outcome.result

@@ -71,6 +71,7 @@ class LocalMedia:
                     person_id=command.person_id,
                     connection_id=command.connection_id,
                     sees_green_room=command.sees_green_room,
+                    audio_only=command.audio_only,
                 )
                 result = Offer(offered["peer_id"], offered["sdp"], tuple(offered["tracks"]))
             case Answer():

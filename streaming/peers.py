@@ -181,9 +181,12 @@ class ViewingPeer(Peer):
 
     role = "watch"
 
-    def __init__(self, *, sees_green_room: bool, **kwargs: object) -> None:
+    def __init__(
+        self, *, sees_green_room: bool, audio_only: bool = False, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.sees_green_room = sees_green_room
+        self.audio_only = audio_only  # offered the speakers' sound only
         self.slots: list[ViewerSlot] = []
         self.lock = asyncio.Lock()
         self.offers_sent = 0

@@ -169,6 +169,7 @@ class Watch(Command[Offer]):
     person_id: str
     connection_id: str
     sees_green_room: bool
+    audio_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -151,16 +151,33 @@ class MediaServer:
         return {"peer_id": peer.id, "sdp": answer}
 
     async def watch(
-        self, *, session_id: str, person_id: str, connection_id: str, sees_green_room: bool
+        self,
+        *,
+        session_id: str,
+        person_id: str,
+        connection_id: str,
+        sees_green_room: bool,
+        audio_only: bool = False,
     ) -> dict[str, Any]:
-        """Open a viewing connection; the server offers one sendonly m-line per forwarded track."""
-        self._check_peer_limit(person_id)
+        """Open a viewing connection; the server offers one sendonly m-line per forwarded track
+        (audio only: its sound). It replaces the connection's earlier viewing connection in the
+        session (a page watching again: after a failure, or switching to or from audio only)."""
+        earlier: list[Peer] = [
+            p
+            for p in self._peers.values()
+            if isinstance(p, ViewingPeer)
+            and p.connection_id == connection_id
+            and p.session_id == session_id
+        ]
+        self._check_peer_limit(person_id, replacing=len(earlier))
+        await self._close_peers(earlier)
         stage = self._stage(session_id)
         peer = ViewingPeer(
             session_id=session_id,
             person_id=person_id,
             connection_id=connection_id,
             sees_green_room=sees_green_room,
+            audio_only=audio_only,
             configuration=self._configuration,
             certificate=self._server_certificate(),
         )

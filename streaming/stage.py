@@ -98,6 +98,8 @@ class Stage:
             for label in publisher.labels:
                 if not viewer.sees_green_room and publisher.muted[label_kind(label)]:
                     continue
+                if viewer.audio_only and label_kind(label) == "video":
+                    continue
                 wanted[(publisher.person_id, label)] = WantedTrack(
                     person_id=publisher.person_id,
                     label=label,

@@ -110,6 +110,9 @@ export function mountAttendeeRoom({ session, live, room, slots }) {
   const stage = stageRenderer({ box: slots.stage, empty: slots["stage-empty"], sound: slots.sound, session });
   const watching = watchStage(live, (tracks) => stage.tracks(tracks));
   room.on("stage", () => stage.stage(room.stage));
+  slots["audio-only"].addEventListener("change", (change) => {
+    watching.viewer.setAudioOnly(change.target.checked).catch(() => {});
+  });
   return () => {
     watching.close();
     stopComposer();

@@ -36,7 +36,7 @@ export const PROTOCOL = {
     roomLock: "room.lock", // {locked}
     announcementPost: "announcement.post", // {text}
     mediaPublish: "media.publish", // {sdp} -> {peer_id, sdp, may_publish}
-    mediaWatch: "media.watch", // {} -> {peer_id, sdp, tracks}
+    mediaWatch: "media.watch", // {audio_only?} -> {peer_id, sdp, tracks}
     mediaAnswer: "media.answer", // {peer_id, sdp}
     stageGoLive: "stage.go_live", // {person_id}
     stageTakeOff: "stage.take_off", // {person_id}

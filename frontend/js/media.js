@@ -197,6 +197,7 @@ export class Viewer extends EventTarget {
     this.streams = new Map(); // mid -> MediaStream holding that m-line's receiving track
     this.busy = Promise.resolve();
     this.generation = 0;
+    this.audioOnly = false; // "Audio only": the server offers the speakers' sound and no video
     this.off = live.on(E.mediaOffered, (frame) => {
       if (frame.peer_id !== this.peerId) return;
       const generation = this.generation;
@@ -218,7 +219,7 @@ export class Viewer extends EventTarget {
     const generation = ++this.generation;
     return this.queue(async () => {
       this.closePeer();
-      const offer = await this.live.send(A.mediaWatch);
+      const offer = await this.live.send(A.mediaWatch, this.audioOnly ? { audio_only: true } : {});
       if (generation !== this.generation) return;
       const pc = newPeer("balanced");
       this.pc = pc;
@@ -231,6 +232,12 @@ export class Viewer extends EventTarget {
       });
       await this.accept(offer, generation);
     });
+  }
+
+  // Switch to or from audio only: watch again (the server replaces this socket's connection).
+  setAudioOnly(audioOnly) {
+    this.audioOnly = audioOnly;
+    return this.watch();
   }
 
   async accept({ peer_id: peerId, sdp, tracks }, generation) {

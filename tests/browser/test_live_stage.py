@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from tests.browser.conftest import Contexts, DaisServer
-from tests.browser.live_helpers import VIDEO_FRAMES, VIDEO_WORKS, new_story
+from tests.browser.live_helpers import VIDEO_FRAMES, VIDEO_WORKS, Story, new_story
 
 pytestmark = pytest.mark.browser
 
@@ -26,6 +26,24 @@ async def frames_rise(page: Page, selector: str, seconds: float = 2.0) -> tuple[
     await asyncio.sleep(seconds)
     after = await page.evaluate(VIDEO_FRAMES, selector)
     return after["width"], before["frames"], after["frames"]
+
+
+async def speaker_live(
+    contexts: Contexts, dais_server: DaisServer, title: str
+) -> tuple[Story, Page, Page, Page, Locator]:
+    """A session titled `title`: its speaker publishes from the green room and the chair puts
+    them live; an attendee's page is open. (story, speaker, chair, attendee, the speaker's tile
+    in the console.)"""
+    story = await new_story(contexts, dais_server, title)
+    speaker = await story.invited("speaker", "Dr Ada Example", **DESKTOP)
+    chair = await story.invited("chair", "Casey Chair", **DESKTOP)
+    attendee = await story.attendee("Robin", **DESKTOP)
+    await expect(speaker.locator('[data-slot="publish-state"]')).to_contain_text(
+        "reaches Dais", timeout=20_000
+    )
+    tile = chair.locator(".speaker-tile", has_text="Dr Ada Example")
+    await tile.get_by_role("button", name="Put Dr Ada Example live").click()
+    return story, speaker, chair, attendee, tile
 
 
 async def test_a_speaker_goes_live_from_the_console_and_attendees_see_the_video_playing(
@@ -119,15 +137,9 @@ async def test_a_live_speaker_shares_their_screen_and_attendees_see_it_beside_th
     """Chromium's screen capture (getDisplayMedia, accepted by the test browser's fake picker)
     goes out as a second video track on the speaker's connection; attendees get it by
     renegotiation, shown first and labelled, and lose it when the speaker stops sharing."""
-    story = await new_story(contexts, dais_server, "Slides and camera")
-    speaker = await story.invited("speaker", "Dr Ada Example", **DESKTOP)
-    chair = await story.invited("chair", "Casey Chair", **DESKTOP)
-    attendee = await story.attendee("Robin", **DESKTOP)
-    await expect(speaker.locator('[data-slot="publish-state"]')).to_contain_text(
-        "reaches Dais", timeout=20_000
+    story, speaker, chair, attendee, tile = await speaker_live(
+        contexts, dais_server, "Slides and camera"
     )
-    tile = chair.locator(".speaker-tile", has_text="Dr Ada Example")
-    await tile.get_by_role("button", name="Put Dr Ada Example live").click()
     videos = attendee.locator(".stage-tiles video")
     await expect(videos).to_have_count(1, timeout=20_000)
 
@@ -198,3 +210,32 @@ async def test_a_failed_media_connection_restarts_by_itself_while_the_socket_sta
     assert result["notYet"] == 1, result  # the second wait is 4 s
     assert result["afterBlip"] == 1, result
     assert result["final"] == 1, result
+
+
+async def test_an_attendee_on_a_weak_connection_switches_to_audio_only_and_back(
+    contexts: Contexts, dais_server: DaisServer
+) -> None:
+    """Robin's connection is weak: "Audio only" under the stage stops the video sent to her (the
+    page watches again with `audio_only`; the server replaces her connection), the speaker's
+    sound keeps playing, and switching it off brings the picture back."""
+    story, _, _, attendee, _ = await speaker_live(contexts, dais_server, "Audio only rehearsal")
+    video = ".stage-tiles video"
+    width, before, after = await frames_rise(attendee, video)
+    assert width > 0 and after > before
+
+    audio_only = attendee.get_by_label("Audio only")
+    await audio_only.check()
+    await expect(attendee.locator(video)).to_have_count(0)
+    await expect(attendee.locator(".stage-audio audio")).to_have_count(1)
+    await attendee.wait_for_function(
+        """() => { const a = document.querySelector('.stage-audio audio');
+                   return a && a.srcObject && a.srcObject.getAudioTracks()[0].readyState === 'live'
+                     && !a.paused; }""",
+        timeout=10_000,
+    )
+
+    await audio_only.uncheck()
+    width, before, after = await frames_rise(attendee, video)
+    assert width > 0 and after > before + 10, (before, after)
+    errors = [line for line in story.console if re.search(r"dais media|pageerror", line)]
+    assert errors == [], errors

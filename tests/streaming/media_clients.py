@@ -380,6 +380,7 @@ class Conference:
         connection_id: str | None = None,
         sees_green_room: bool = False,
         decode: bool = False,
+        audio_only: bool = False,
     ) -> Viewer:
         connection_id = connection_id or f"conn-{person_id}"
         viewer = Viewer(decode=decode)
@@ -389,6 +390,7 @@ class Conference:
             person_id=person_id,
             connection_id=connection_id,
             sees_green_room=sees_green_room,
+            audio_only=audio_only,
         )
         await viewer.accept(offer, self._answerer(connection_id, offer))
         return viewer

@@ -19,6 +19,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 from media_clients import Conference, Viewer, eventually, tap
 
 from streaming.peers import ViewingPeer
+from streaming.retransmit import BUDGET_SHARE, BURST_S
 
 
 class ImpairedNetwork:
@@ -106,9 +107,9 @@ async def test_a_viewer_nacking_everything_gets_only_what_helps_within_its_budge
 ) -> None:
     """The issue's attendee on a 300 kbit/s link: its browser says so (REMB) and NACKs, fifty
     times a second for two seconds, the last hundred packets it got, and once, packets it got
-    two seconds ago. The server sends again only what is still worth having, within a quarter
-    of that link (not the whole history at every NACK, which offered such a viewer 35 times
-    what it could carry), and counts what it refused."""
+    two seconds ago. The server sends again only what is still worth having, within half of
+    that link (not the whole history at every NACK, which offered such a viewer 35 times what
+    it could carry), and counts what it refused."""
     await conference.publish("s1", "speaker")
     await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
     # Decoding: the client's receiver then does what a browser's does (REMB, NACKs, reports).
@@ -166,9 +167,9 @@ async def test_a_viewer_nacking_everything_gets_only_what_helps_within_its_budge
             again_bytes += len(packet.payload) + 12
         seen.add(packet.sequence_number)
     assert not set(old) & {p.sequence_number for p in received[mark:]}
-    budget = 0.25 * link_bps / 8  # bytes a second
+    budget = BUDGET_SHARE * link_bps / 8  # bytes a second
     assert counts.sent > before[0], "nothing was sent again"
-    assert again_bytes <= budget * elapsed * 1.2 + budget * 0.25 + 2400, (
+    assert again_bytes <= budget * elapsed * 1.2 + budget * BURST_S + 2400, (
         f"{again_bytes} bytes sent again in {elapsed:.1f} s, over a budget of {budget:.0f}/s"
     )
     assert counts.over_budget > counts.sent  # most of the flood was refused, and counted

@@ -293,3 +293,33 @@ async def test_an_offer_with_nobody_on_stage_is_one_browsers_accept(
     await eventually(lambda: receiving(attendee, "speaker", "video"), 5, "attendee receives")
     bundle = [line for line in attendee.offers[-1].splitlines() if line.startswith("a=group:")]
     assert bundle and len(bundle[0].split()) == 3  # BUNDLE 0 1
+
+
+async def test_an_attendee_on_a_weak_link_listens_without_video_and_can_have_it_back(
+    conference: Conference,
+) -> None:
+    """ "Audio only": the attendee's page watches again with `audio_only`. Its earlier viewing
+    connection is replaced (not kept beside the new one), the offer carries the speaker's sound
+    and no video, and the sound keeps coming when the stage changes (the screen share starting
+    adds nothing for it). Watching again without it brings the picture back."""
+    await conference.publish("s1", "speaker")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    watching = await conference.watch("s1", "attendee")
+    await eventually(lambda: receiving(watching, "speaker", "video"), 5, "video")
+
+    listening = await conference.watch("s1", "attendee", audio_only=True)
+    await watching.close()  # the page closes its earlier connection
+    viewing = [p for p in conference.server._peers.values() if p.person_id == "attendee"]
+    assert len(viewing) == 1 and viewing[0].audio_only
+    assert {t["kind"] for t in listening.tracks} == {"audio"}
+    assert "m=video" not in listening.offers[-1]
+    await eventually(lambda: receiving(listening, "speaker", "audio"), 5, "sound")
+
+    await conference.publish("s1", "speaker", tracks=[Tone(), SyntheticCamera(), SyntheticCamera()])
+    await conference.settle()
+    assert {t["kind"] for t in listening.tracks} == {"audio"}
+
+    seeing = await conference.watch("s1", "attendee")
+    await listening.close()
+    await eventually(lambda: receiving(seeing, "speaker", "video"), 5, "video again")
+    assert len([p for p in conference.server._peers.values() if p.person_id == "attendee"]) == 1

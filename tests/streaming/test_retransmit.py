@@ -55,8 +55,8 @@ def test_a_packet_nacked_again_within_a_round_trip_is_sent_once() -> None:
 
 def test_a_viewer_nacking_everything_gets_a_share_of_its_link_and_no_more() -> None:
     """A 300 kbit/s viewer (its own estimate) NACKs every packet of a stream it cannot carry, a
-    hundred a second for ten seconds: the bytes sent again stay within a quarter of its link
-    (plus one burst), and the rest is counted as refused."""
+    hundred a second for ten seconds: the bytes sent again stay within its budget, half of its
+    link (plus one burst), and the rest is counted as refused."""
     answers = Retransmissions()
     link_bps = 300_000
     sent_bytes = 0
