@@ -15,12 +15,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import make_engine, make_sessionmaker, new_id, utcnow
 from app.errors import Conflict
-from chat.models import Message, Question, QuestionVote, RoomEvent
+from chat.models import Message, Question, QuestionVote, Room, RoomEvent
 from chat.service import position_cursor
 from tests.chat.conftest import Live, Server, ServerFactory, World
 from tests.serving import dais_server
@@ -311,13 +311,12 @@ async def test_a_tab_sending_without_waiting_gets_its_replies_in_the_order_it_se
 async def test_a_writer_waiting_for_the_files_write_lock_does_not_stop_the_server(
     start_server: ServerFactory, world: World, database_url: str
 ) -> None:
-    """Another program (another process on the same SQLite file, a backup) holds the file's
-    write lock for a second while Ada posts. Her message waits for the lock, is applied once it
-    is free, and meanwhile the server goes on: the event loop never stops for the lock (the
+    """Another program (another process on the same SQLite file, a backup; on PostgreSQL,
+    another process's transaction on the room's row) holds the lock the room's writer needs for
+    a second while Ada posts. Her message waits for the lock, is applied once it is free, and
+    meanwhile the server goes on: the event loop never stops for the lock (on SQLite the
     writer's statements run on the loop's thread, so one waiting there would stop every
     socket), and Bea's second tab joins at once."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("a SQLite file's write lock")
     server = await start_server(live_rate_limits=CHATTY)
     ada = await Live.join(server, world.session_id, world.attendees[0])
     bea = await Live.join(server, world.session_id, world.attendees[1])
@@ -326,7 +325,7 @@ async def test_a_writer_waiting_for_the_files_write_lock_does_not_stop_the_serve
     held = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def hold_the_lock() -> None:
+    def hold_the_file() -> None:
         other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
@@ -336,7 +335,24 @@ async def test_a_writer_waiting_for_the_files_write_lock_does_not_stop_the_serve
         finally:
             other.close()
 
-    holder = asyncio.create_task(asyncio.to_thread(hold_the_lock))
+    async def hold_the_room_row() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as other:
+                await other.execute(
+                    select(Room.session_id)
+                    .where(Room.session_id == world.session_id)
+                    .with_for_update()
+                )
+                held.set()
+                await asyncio.sleep(1.0)
+        finally:
+            await engine.dispose()
+
+    if database_url.startswith("sqlite"):
+        holder = asyncio.create_task(asyncio.to_thread(hold_the_file))
+    else:
+        holder = asyncio.create_task(hold_the_room_row())
     await held.wait()
     longest_gap = 0.0
 

@@ -146,7 +146,7 @@ async def test_a_viewer_nacking_everything_gets_only_what_helps_within_its_budge
     old = sorted({p.sequence_number for p in received[-200:-150]})
     counts = slot.retransmissions.counts
     before = (counts.sent, counts.too_old)
-    mark = len(received)
+    old_nacked_at = len(received)
     await receiver._send_rtcp_nack(slot.ssrc, old)
     await eventually(lambda: counts.too_old - before[1] >= len(old), 3, "old NACKs refused")
     assert counts.sent == before[0]
@@ -166,7 +166,7 @@ async def test_a_viewer_nacking_everything_gets_only_what_helps_within_its_budge
         if packet.sequence_number in seen:
             again_bytes += len(packet.payload) + 12
         seen.add(packet.sequence_number)
-    assert not set(old) & {p.sequence_number for p in received[mark:]}
+    assert not set(old) & {p.sequence_number for p in received[old_nacked_at:]}
     budget = BUDGET_SHARE * link_bps / 8  # bytes a second
     assert counts.sent > before[0], "nothing was sent again"
     assert again_bytes <= budget * elapsed * 1.2 + budget * BURST_S + 2400, (
