@@ -150,6 +150,9 @@ class Connection:
         self._close_hooks: list[CloseHook] = []
         # Set once the server or the peer ends this socket; the gateway then stops both loops.
         self.stopped = asyncio.Event()
+        # True while the gateway's receiver handles one of the socket's frames: a close then
+        # lets it finish rather than cut it off inside its transaction (chat/gateway.py).
+        self.acting = False
 
     @property
     def staff(self) -> bool:

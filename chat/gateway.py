@@ -57,6 +57,8 @@ from chat.writer import Writers, count_changes
 log = logging.getLogger("dais.chat")
 
 CLOSE_GRACE_SECONDS = 5.0
+# How long a closed socket's frame under way may take to finish before it is cancelled.
+ACTION_GRACE_SECONDS = 10.0
 WRITERS_DRAIN_SECONDS = 10.0
 
 
@@ -171,6 +173,12 @@ class Gateway:
                     await asyncio.wait_for(asyncio.shield(sender), 2.0)
         finally:
             self.rooms.leave(conn)
+            if conn.acting and not receiver.done():
+                # The frame under way finishes first (its reply goes nowhere). Cancelled inside
+                # its transaction, a chair's `session.end` could stop the stage and never record
+                # it, a join's commit be cut off, and the database connection be thrown away.
+                with suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(receiver), ACTION_GRACE_SECONDS)
             for task in (receiver, sender, stopped):
                 task.cancel()
             await asyncio.gather(receiver, sender, stopped, return_exceptions=True)
@@ -210,7 +218,9 @@ class Gateway:
                 if not (text is not None and is_signal(text, signal_limit)):
                     conn.close(CLOSE_TOO_BIG, "frame.too_big")
                     return
+            conn.acting = True
             await dispatch(self, conn, text if text is not None else "", waiting)
+            conn.acting = False
 
     async def join(self, conn: Connection, action: RoomJoin) -> None:
         """Authenticate, check the room lets this person in, then send the room's state (or the
