@@ -938,6 +938,16 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
         def __init__(self, native: NativeViewers | None) -> None:
             self.native = native
 
+        rid = None
+
+        @property
+        def main(self) -> Any:
+            return self
+
+        @property
+        def layers(self) -> list[Any]:
+            return [self]
+
         def codec(self, payload_type: int) -> Any:
             return vp8
 

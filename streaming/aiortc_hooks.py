@@ -66,7 +66,8 @@ from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport, State
 from aiortc.rtcicetransport import RTCIceGatherer, RTCIceTransport
 from aiortc.rtcpeerconnection import add_transport_description, is_codec_compatible
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, unpack_remb_fci
 from aiortc.sdp import SessionDescription
@@ -98,7 +99,10 @@ __all__ = [
     "note_sent",
     "offered_direction",
     "replace_dtls_transport_factory",
+    "receive_simulcast",
     "request_keyframe_upstream",
+    "restart_jitter_buffer",
+    "route_by_mid",
     "server_peer_connection",
     "sendable",
     "sender_rtt",
@@ -486,7 +490,7 @@ def ice_connection(transport: RTCIceTransport) -> aioice.ice.Connection:
 
 # --- ingest -------------------------------------------------------------------------------------
 
-PacketSink = Callable[[RtpPacket], None]
+PacketSink = Callable[[RtpPacket], bool | None]
 FrameSink = Callable[[JitterFrame], None]
 
 
@@ -507,9 +511,12 @@ class _ForwardingJitterBuffer:
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
         # An exception here would end the publisher's whole DTLS receive loop: contain it.
         try:
-            self._on_packet(packet)
+            keep = self._on_packet(packet)
         except Exception:
             logger.exception("forwarding an RTP packet failed")
+            keep = True
+        if keep is False:  # not the stream the recorder reassembles (a lower simulcast layer)
+            return False, None
         pli_flag, frame = self._real.add(packet)
         if frame is not None:
             try:
@@ -520,13 +527,99 @@ class _ForwardingJitterBuffer:
 
 
 def hook_receiver(receiver: RTCRtpReceiver, on_packet: PacketSink, on_frame: FrameSink) -> None:
-    """Route a publisher's received packets to `on_packet` and reassembled frames to `on_frame`."""
+    """Route a publisher's received packets to `on_packet` and reassembled frames to `on_frame`
+    (only of the packets for which `on_packet` did not return False)."""
     real = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
     if isinstance(real, _ForwardingJitterBuffer):
         real = real._real
     receiver._RTCRtpReceiver__jitter_buffer = _ForwardingJitterBuffer(  # type: ignore[attr-defined]
         real, on_packet, on_frame
     )
+
+
+def restart_jitter_buffer(receiver: RTCRtpReceiver) -> None:
+    """Give a hooked receiver (`hook_receiver`) an empty jitter buffer: the stream it
+    reassembles for the recorder moves to another simulcast layer (other sequence numbers)."""
+    hooked = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    if isinstance(hooked, _ForwardingJitterBuffer):
+        hooked._real = JitterBuffer(capacity=hooked._real.capacity, is_video=True)
+
+
+def receive_simulcast(transceiver: RTCRtpTransceiver, extension_ids: dict[str, int]) -> None:
+    """Have a publisher's video transceiver receive simulcast: the `rid` and repaired-`rid`
+    header extensions the offer gave `extension_ids` (uri -> id) are negotiated (aiortc knows
+    how to read both but never offers or answers them), and its receiver asks for lost packets
+    of each layer's stream on its own (`_NacksPerStream`). Call between applying the offer and
+    creating the answer."""
+    known = {ext.uri for ext in transceiver._headerExtensions}
+    for uri, number in sorted(extension_ids.items()):
+        if uri not in known:
+            transceiver._headerExtensions.append(
+                RTCRtpHeaderExtensionParameters(id=number, uri=uri)
+            )
+    receiver = transceiver.receiver
+    nacks = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+    if nacks is not None and not isinstance(nacks, _NacksPerStream):
+        receiver._RTCRtpReceiver__nack_generator = _NacksPerStream()  # type: ignore[attr-defined]
+
+
+class _NacksPerStream:
+    """Stands in for a receiver's NackGenerator when it receives several streams (simulcast):
+    aiortc's keeps one highest sequence number for the receiver, so the layers' numbers, mixed,
+    would read as thousands of lost packets. One generator per SSRC; `missing` is the one that
+    took the last packet (the receiver NACKs that packet's SSRC with it)."""
+
+    __slots__ = ("_streams", "missing")
+
+    def __init__(self) -> None:
+        self._streams: dict[int, NackGenerator] = {}
+        self.missing: set[int] = set()
+
+    def add(self, packet: RtpPacket) -> bool:
+        generator = self._streams.get(packet.ssrc)
+        if generator is None:
+            if len(self._streams) >= 8:  # a publisher restarting its streams: forget old ones
+                self._streams.clear()
+            generator = self._streams[packet.ssrc] = NackGenerator()
+        missed = generator.add(packet)
+        self.missing = generator.missing
+        return missed
+
+
+def route_by_mid(transport: RTCDtlsTransport) -> None:
+    """Have a publisher's DTLS transport route packets from SSRCs no m-line declared by their
+    MID header extension. Simulcast declares no SSRCs, and a camera and a screen share have the
+    same payload types, so aiortc's router (by SSRC, else by a payload type only one m-line has)
+    drops every layer's packets. A browser puts the MID (and the `rid`) in a stream's first
+    packets; its SSRC is learned from them. A retransmission stream names the layer it repairs
+    (repaired-`rid`): the receiver is told which SSRC it carries, as an `a=ssrc-group:FID` would."""
+    router = transport._rtp_router
+    if getattr(router, "_dais_by_mid", False):
+        return
+    route = router.route_rtp
+    ssrc_table = router.ssrc_table
+    mid_table = router.mid_table
+    by_rid: dict[tuple[int, str], int] = {}  # (id(receiver), rid) -> the layer's SSRC
+
+    def route_rtp(packet: RtpPacket) -> Any:
+        receiver = route(packet)
+        extensions = packet.extensions
+        if receiver is None and packet.ssrc not in ssrc_table and extensions.mid is not None:
+            receiver = mid_table.get(extensions.mid)
+            if receiver is None:
+                return None
+            ssrc_table[packet.ssrc] = receiver
+        if receiver is not None:
+            if extensions.rtp_stream_id is not None:
+                by_rid[(id(receiver), extensions.rtp_stream_id)] = packet.ssrc
+            elif extensions.repaired_rtp_stream_id is not None:
+                repaired = by_rid.get((id(receiver), extensions.repaired_rtp_stream_id))
+                if repaired is not None:
+                    receiver._RTCRtpReceiver__rtx_ssrc[packet.ssrc] = repaired  # type: ignore[attr-defined]
+        return receiver
+
+    router.route_rtp = route_rtp  # type: ignore[method-assign]
+    router._dais_by_mid = True  # type: ignore[attr-defined]
 
 
 async def request_keyframe_upstream(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

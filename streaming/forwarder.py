@@ -41,8 +41,9 @@ from .header_layout import (
     negotiated_layout,
 )
 from .munger import RtpMunger
-from .payloads import keyframe_detector
+from .payloads import keyframe_detector, vp8_keyframe_size
 from .retransmit import Retransmissions
+from .simulcast import LayerChoice
 
 try:
     from . import _fanout
@@ -73,9 +74,35 @@ FrameListener = Callable[["PublishedTrack", hooks.JitterFrame], None]
 class PublishedTrack:
     """A track received from a publisher, fanned out packet by packet to viewer slots."""
 
-    def __init__(self, *, person_id: str, label: str, transceiver: RTCRtpTransceiver) -> None:
+    def __init__(
+        self,
+        *,
+        person_id: str,
+        label: str,
+        transceiver: RTCRtpTransceiver,
+        rid: str | None = None,
+        main: PublishedTrack | None = None,
+    ) -> None:
         self.person_id = person_id
         self.label = label  # "mic", "camera" or "screen"
+        # Simulcast (streaming/simulcast.py): the track a transceiver receives (`main`) is its
+        # top layer; each lower layer is a PublishedTrack of its own, sharing the transceiver.
+        # `layers` (lowest first) is one list for all of them; without simulcast, [self].
+        self.rid = rid
+        self.main: PublishedTrack = main or self
+        self.layers: list[PublishedTrack] = [self] if main is None else main.layers
+        self._by_ssrc: dict[int, PublishedTrack] = {}
+        self._by_rid: dict[str, PublishedTrack] = {}
+        # Viewer slots switching to this layer at its next keyframe (`ViewerSlot.switch_to`).
+        self._switching: list[ViewerSlot] = []
+        # The layer whose frames the recorder gets (the receiver's jitter buffer reassembles
+        # one stream), the one it moves to at that layer's next keyframe, and when that was
+        # last looked at.
+        self.recorded: PublishedTrack = self
+        self._record_next: PublishedTrack | None = None
+        self._record_checked = 0.0
+        # The picture size of its last keyframe (VP8), and of the first.
+        self.size: tuple[int, int] | None = None
         self.kind = transceiver.kind
         self.transceiver = transceiver
         self.receiver: RTCRtpReceiver = transceiver.receiver
@@ -98,12 +125,91 @@ class PublishedTrack:
         self.bitrate_bps = 0.0
         self._window_start = 0.0
         self._window_bytes = 0
-        hooks.hook_receiver(self.receiver, self._on_packet, self._on_frame)
+        if main is None:
+            hooks.hook_receiver(self.receiver, self._on_packet, self._on_frame)
+
+    def receive_layers(self, rids: list[str]) -> None:
+        """This transceiver receives simulcast: `rids`, lowest first; the last is this track."""
+        self.rid = rids[-1]
+        lower = [
+            PublishedTrack(
+                person_id=self.person_id,
+                label=self.label,
+                transceiver=self.transceiver,
+                rid=rid,
+                main=self,
+            )
+            for rid in rids[:-1]
+        ]
+        self.layers[:] = [*lower, self]
+        self._by_rid = {layer.rid: layer for layer in self.layers if layer.rid is not None}
+        self.recorded = self
+
+    def rate_bps(self, now: float) -> float:
+        """The stream's rate (0 before its first window ends); -1 when nothing came for two
+        windows (a layer paused, or never sent)."""
+        if not self._last_arrival or now - self._last_arrival >= 2 * RATE_WINDOW_S:
+            return -1.0
+        return self.bitrate_bps
 
     # -- ingest: called synchronously from aiortc's receive loop for every packet -----------------
 
-    def _on_packet(self, packet: hooks.RtpPacket) -> None:
-        if self.closed:
+    def _on_packet(self, packet: hooks.RtpPacket) -> bool:
+        """A packet of this transceiver; True if it is this track's (the recorder's) stream."""
+        if not self._by_rid:
+            self._ingest(packet)
+            return True
+        layer = self._by_ssrc.get(packet.ssrc)
+        if layer is None:
+            rid = packet.extensions.rtp_stream_id
+            layer = self._by_rid.get(rid) if rid is not None else None
+            if layer is None:
+                return False  # a stream no layer was negotiated for
+            if len(self._by_ssrc) >= 16:  # a publisher restarting its streams: forget old ones
+                self._by_ssrc.clear()
+            self._by_ssrc[packet.ssrc] = layer
+        if layer is self._record_next and layer._is_keyframe_start(packet.payload):
+            # The recorder's stream moves to this layer from its keyframe on.
+            self.recorded, self._record_next = layer, None
+            hooks.restart_jitter_buffer(self.receiver)
+        layer._ingest(packet)
+        if not self._record_checked:  # the layers' first packets: look once all have begun
+            self._record_checked = layer._last_arrival
+        elif layer._last_arrival - self._record_checked >= RATE_WINDOW_S:
+            self._follow_best_layer(layer._last_arrival)
+        return layer is self.recorded
+
+    def _follow_best_layer(self, now: float) -> None:
+        """Record the best layer arriving: a browser short of uplink, or of camera resolution,
+        stops sending its top layers (Chromium starts with the lowest and adds the others as its
+        estimate grows), and the recorder must not be left with nothing."""
+        self._record_checked = now
+        for layer in self.layers:
+            # Each viewer looks again at what fits: a layer that stopped (its speaker's uplink
+            # or camera can no longer carry it) must not leave its viewers frozen, and a viewer
+            # whose browser says little (REMB comes when its estimate changes) still steps up.
+            for slot in layer.viewer_slots():
+                slot.reconsider()
+        arriving = [layer for layer in self.layers if layer.rate_bps(now) >= 0]
+        best = arriving[-1] if arriving else self.recorded
+        if best is self.recorded:
+            self._record_next = None
+        elif best is not self._record_next:
+            self._record_next = best
+            best.request_keyframe()
+
+    def _ingest(self, packet: hooks.RtpPacket) -> None:
+        if self.closed or not packet.payload:
+            return  # padding (a browser probing its uplink) carries nothing for viewers
+        held = self._history[packet.sequence_number % HISTORY_SIZE]
+        if (
+            held is not None
+            and held.sequence_number == packet.sequence_number
+            and held.payload_type == packet.payload_type
+            and self.ssrc == packet.ssrc
+        ):
+            # Sent again (a retransmission the speaker's browser also uses to probe its uplink,
+            # hundreds of kbit/s while its estimate grows): viewers have it, or ask us for it.
             return
         self.packets_received += 1
         if packet.payload_type != self._payload_type:
@@ -131,6 +237,17 @@ class PublishedTrack:
             ntp_now(),
         )
         self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
+        if forwarded.keyframe_start and self.kind == "video":
+            size = vp8_keyframe_size(payload) if self.codec_name == "VP8" else None
+            if size is not None and size != self.size:
+                logger.info(
+                    "%s's %s (layer %s) is %dx%d", self.person_id, self.label, self.rid, *size
+                )
+                self.size = size
+        if self._switching and forwarded.keyframe_start:
+            switching, self._switching = self._switching, []
+            for slot in switching:
+                slot.switched(self)  # joins this layer's slots: this packet starts it
         arrival = self._last_arrival = forwarded.arrival
         self._window_bytes += len(payload) + PACKET_OVERHEAD
         if arrival - self._window_start >= RATE_WINDOW_S:
@@ -181,6 +298,11 @@ class PublishedTrack:
             self.leave_native(slot)
         if slot in self._slots:
             self._slots = [s for s in self._slots if s is not slot]
+
+    def viewer_slots(self) -> list[ViewerSlot]:
+        """Every slot this track feeds, on the Python path or from C."""
+        native = self._native.slots if self._native is not None else []
+        return [*self._slots, *native]
 
     @property
     def slot_count(self) -> int:
@@ -253,8 +375,23 @@ class PublishedTrack:
         task = self._loop.create_task(hooks.request_keyframe_upstream(self.receiver, self.ssrc))
         task.add_done_callback(_log_task_error)
 
+    def await_keyframe(self, slot: ViewerSlot) -> None:
+        """`slot` moves to this layer at its next keyframe (asked for now)."""
+        if slot not in self._switching:
+            self._switching = [*self._switching, slot]
+        self.request_keyframe()
+
+    def forget_switch(self, slot: ViewerSlot) -> None:
+        if slot in self._switching:
+            self._switching = [s for s in self._switching if s is not slot]
+
     def close(self) -> None:
+        if self.main is self:
+            for layer in self.layers:
+                if layer is not self:
+                    layer.close()
         self.closed = True
+        self._switching = []
         if self._pending_request is not None:
             self._pending_request.cancel()
             self._pending_request = None
@@ -406,6 +543,8 @@ class ViewerSlot:
     # Slots: attribute reads on the per-packet path are cheaper, and the object is smaller.
     __slots__ = (
         "_native_generation",
+        "_switch_to",
+        "choice",
         "_octets_sent",
         "_output",
         "_packets_sent",
@@ -454,6 +593,10 @@ class ViewerSlot:
         # link carries: its own estimate (REMB) once it sends one.
         self.retransmissions = Retransmissions()
         self.estimate_bps: int | None = None
+        # Which simulcast layer of its track this viewer gets (streaming/simulcast.py), and the
+        # one it moves to at that layer's next keyframe.
+        self.choice = LayerChoice()
+        self._switch_to: PublishedTrack | None = None
         hooks.hook_sender(self.sender, self._on_keyframe_request, self._on_nack, self._on_estimate)
 
     # -- negotiation ---------------------------------------------------------------------------
@@ -492,10 +635,27 @@ class ViewerSlot:
     # -- binding to a published track -----------------------------------------------------------
 
     def set_source(self, source: PublishedTrack | None) -> None:
-        """Feed this slot from `source` (None: pause it); deferred until the viewer has answered."""
+        """Feed this slot from `source` (None: pause it); deferred until the viewer has answered.
+        A simulcast track feeds it from the layer its `choice` picks."""
         self.wanted_source = source
         if not self.negotiated:
             return
+        if source is not None:
+            if self.source is not None and self.source.main is source.main:
+                return  # on one of its layers already: the estimate moves it between them
+            if len(source.layers) > 1:
+                source = source.layers[self._choose(source)]
+        self._move_to(source)
+
+    def _choose(self, source: PublishedTrack) -> int:
+        now = time.monotonic()
+        rates = [layer.rate_bps(now) for layer in source.layers]
+        return self.choice.choose(rates, self.estimate_bps, now)
+
+    def _move_to(self, source: PublishedTrack | None, *, ask: bool = True) -> None:
+        if self._switch_to is not None:
+            self._switch_to.forget_switch(self)
+            self._switch_to = None
         if source is self.source:
             return
         if self.source is not None:
@@ -506,7 +666,7 @@ class ViewerSlot:
         if source is not None:
             source.add_slot(self)
             # Not yet connected: connected() asks instead, so the keyframe is not spent unseen.
-            if hooks.sendable(self.sender):
+            if ask and hooks.sendable(self.sender):
                 source.request_keyframe()
 
     # -- counters (kept in C while the slot is on its source's C fan-out) ----------------------
@@ -568,7 +728,16 @@ class ViewerSlot:
         if parameters is not None:
             source.join_native(self, parameters)
 
+    def switched(self, layer: PublishedTrack) -> None:
+        """`layer`'s keyframe has come: go on from it (called by the layer, before it forwards
+        that packet, which starts this slot's stream again where it left off)."""
+        if self._switch_to is layer:
+            self._switch_to = None
+            self._move_to(layer, ask=False)
+
     def source_closed(self, source: PublishedTrack) -> None:
+        if self._switch_to is source:
+            self._switch_to = None
         if self.source is source:
             self.source = None
             self.munger.switch_source()
@@ -668,6 +837,30 @@ class ViewerSlot:
 
     def _on_estimate(self, bitrate: int) -> None:
         self.estimate_bps = bitrate
+        self.reconsider()
+
+    def reconsider(self) -> None:
+        """Move to the layer of its track that fits the viewer's estimate now, if another."""
+        source = self.source
+        if source is None or len(source.layers) == 1 or source.closed:
+            return
+        target = source.layers[self._choose(source)]
+        if target is source:
+            if self._switch_to is not None:  # the link recovered before the switch was made
+                self._switch_to.forget_switch(self)
+                self._switch_to = None
+        elif target is not self._switch_to:
+            # The current layer goes on until the target's keyframe (no gap while it comes).
+            if self._switch_to is not None:
+                self._switch_to.forget_switch(self)
+            self._switch_to = target
+            target.await_keyframe(self)
+
+    @property
+    def layer(self) -> str | None:
+        """The rid of the simulcast layer this slot gets (None: not a simulcast track)."""
+        source = self.source
+        return source.rid if source is not None and len(source.layers) > 1 else None
 
     def close(self) -> None:
         self.set_source(None)

@@ -178,6 +178,8 @@ async def _exercise() -> list[str]:
         if not await until(lambda: seen.keyframe_requests > 0, 3):
             problems.append("request_keyframe_upstream's PLI reaches a hooked sender's callback")
 
+        problems += _exercise_simulcast(transceiver)
+
         # Sender Reports: what note_sent writes is what aiortc reports.
         hooks.note_sent(sender, ntp_time=1 << 40, rtp_timestamp=1234, packets=4321, octets=98765)
         if not _reports(await sender.getStats(), 4321, 98765):
@@ -188,6 +190,33 @@ async def _exercise() -> list[str]:
     finally:
         await client.close()
         await server.close()
+    return problems
+
+
+def _exercise_simulcast(transceiver: Any) -> list[str]:
+    """Receiving simulcast: a stream no m-line declared is routed by its MID and learned, its
+    retransmissions tied to it by their repaired rid, and the receiver NACKs per stream."""
+    problems: list[str] = []
+    receiver = transceiver.receiver
+    transport = receiver.transport
+    hooks.route_by_mid(transport)
+    layer = RtpPacket(payload_type=127, ssrc=0x5EED0001)
+    layer.extensions.mid = transceiver.mid
+    layer.extensions.rtp_stream_id = "f"
+    repair = RtpPacket(payload_type=127, ssrc=0x5EED0002)
+    repair.extensions.mid = transceiver.mid
+    repair.extensions.repaired_rtp_stream_id = "f"
+    router = transport._rtp_router
+    if router.route_rtp(layer) is not receiver or router.ssrc_table.get(layer.ssrc) is not receiver:
+        problems.append("route_by_mid routes and learns an undeclared SSRC by its MID")
+    router.route_rtp(repair)
+    if receiver._RTCRtpReceiver__rtx_ssrc.get(repair.ssrc) != layer.ssrc:
+        problems.append(
+            "route_by_mid ties a repair stream to its layer (RTCRtpReceiver.__rtx_ssrc)"
+        )
+    hooks.receive_simulcast(transceiver, {})
+    if not isinstance(receiver._RTCRtpReceiver__nack_generator, hooks._NacksPerStream):
+        problems.append("receive_simulcast gives the receiver a NACK generator per stream")
     return problems
 
 

@@ -10,27 +10,41 @@ _H264_FU_A = 28
 
 def vp8_keyframe_start(payload: bytes) -> bool:
     """True if this RTP payload (RFC 7741) is the first packet of a VP8 keyframe."""
+    index = _vp8_frame_start(payload)
+    # VP8 payload header: P bit (bit 0 of the first byte) is 0 for a keyframe.
+    return 0 < index < len(payload) and not payload[index] & 0x01
+
+
+def vp8_keyframe_size(payload: bytes) -> tuple[int, int] | None:
+    """Width and height of the VP8 keyframe this RTP payload starts (None if it starts none)."""
+    index = _vp8_frame_start(payload)
+    if index <= 0 or not vp8_keyframe_start(payload):
+        return None
+    return vp8_frame_size(payload[index : index + 10])
+
+
+def _vp8_frame_start(payload: bytes) -> int:
+    """Where the VP8 frame begins in the first packet of a frame (0: not a frame's first)."""
     size = len(payload)
     if size < 2:
-        return False
+        return 0
     first = payload[0]
     # S (start of partition) must be set and the partition index must be 0.
     if not first & 0x10 or first & 0x0F:
-        return False
+        return 0
     index = 1
     if first & 0x80:  # X: extension octet present
         ext = payload[1]
         index = 2
         if ext & 0x80:  # I: picture id, 7 or 15 bits
             if index >= size:
-                return False
+                return 0
             index += 2 if payload[index] & 0x80 else 1
         if ext & 0x40:  # L: TL0PICIDX
             index += 1
         if ext & 0x30:  # T or K: TID/KEYIDX octet
             index += 1
-    # VP8 payload header: P bit (bit 0 of the first byte) is 0 for a keyframe.
-    return index < size and not payload[index] & 0x01
+    return index
 
 
 def h264_keyframe_start(payload: bytes) -> bool:

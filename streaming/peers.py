@@ -16,6 +16,7 @@ from . import aiortc_hooks as hooks
 from .errors import BAD_SDP, MediaError
 from .forwarder import PublishedTrack, ViewerSlot
 from .ice_lite import serve_ice_lite
+from .simulcast import RID_URI, answer_layers, offered_extension_ids, offered_layers
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +89,18 @@ class PublishingPeer(Peer):
         self.max_bitrate_bps = max_bitrate_bps
         self.tracks: dict[str, PublishedTrack] = {}
         self._labels: dict[RTCRtpTransceiver, str | None] = {}
+        # The simulcast layers received, by m-line (mid -> rids, lowest first).
+        self.layers: dict[str, list[str]] = {}
 
     async def accept_offer(self, sdp: str) -> str:
         await _apply_remote(self.pc, sdp, "offer")
+        offered = offered_layers(sdp)
         for transceiver in self.pc.getTransceivers():
             if transceiver in self._labels:
+                mid = transceiver.mid or ""
+                if mid in self.layers and offered.get(mid) == self.layers[mid]:
+                    # aiortc chose the m-line's extensions again: the layers' ones too.
+                    hooks.receive_simulcast(transceiver, offered_extension_ids(sdp, mid))
                 continue
             label = self._next_label(transceiver.kind)
             self._labels[transceiver] = label
@@ -105,15 +113,25 @@ class PublishingPeer(Peer):
                     hooks.ask_for_opus_fec(transceiver)
                 else:
                     hooks.cap_speaker_rate(transceiver.receiver, self.max_bitrate_bps)
-                self.tracks[label] = PublishedTrack(
+                track = self.tracks[label] = PublishedTrack(
                     person_id=self.person_id, label=label, transceiver=transceiver
                 )
+                rids = offered.get(transceiver.mid or "")
+                ids = offered_extension_ids(sdp, transceiver.mid or "") if rids else {}
+                if rids and RID_URI in ids:
+                    hooks.receive_simulcast(transceiver, ids)
+                    track.receive_layers(rids)
+                    self.layers[transceiver.mid or ""] = rids
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except Exception as exc:
             raise MediaError(BAD_SDP, f"no answer could be made: {exc}") from exc
-        return self.pc.localDescription.sdp
+        if self.layers:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.receiver.transport is not None:
+                    hooks.route_by_mid(transceiver.receiver.transport)
+        return answer_layers(self.pc.localDescription.sdp, self.layers)
 
     def same_ice(self, sdp: str) -> bool:
         """Whether `sdp` continues this connection (the same ICE username fragment)."""

@@ -9,6 +9,15 @@ import { PROTOCOL, STATE } from "./live.js";
 const A = PROTOCOL.actions;
 const E = PROTOCOL.events;
 
+// The camera goes out as three simulcast layers, lowest first (the server ranks them in this
+// order, and gives each attendee the best its link carries: streaming/simulcast.py). A browser
+// that cannot (or a camera too small for three) sends fewer; the server takes what comes.
+const CAMERA_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 200000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 600000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1800000 },
+];
+
 // Publishing: everything on one transport. Viewing: the server offers, and its BUNDLE group decides;
 // "balanced" because its first offer has no m-line at all when nobody is on stage yet, which
 // Chromium refuses under max-bundle ("max-bundle configured but ... no BUNDLE group").
@@ -68,7 +77,7 @@ export class Publisher extends EventTarget {
       const video = stream && stream.getVideoTracks()[0];
       // Order matters to the server: first audio is the mic, first video the camera, second the screen.
       this.transceivers.set("mic", pc.addTransceiver(audio || "audio", { direction: audio ? "sendonly" : "inactive", streams: stream ? [stream] : [] }));
-      this.transceivers.set("camera", pc.addTransceiver(video || "video", { direction: video ? "sendonly" : "inactive", streams: stream ? [stream] : [] }));
+      this.transceivers.set("camera", pc.addTransceiver(video || "video", { direction: video ? "sendonly" : "inactive", streams: stream ? [stream] : [], sendEncodings: CAMERA_LAYERS }));
       const screenTrack = screen && screen.getVideoTracks()[0];
       if (screenTrack) this.transceivers.set("screen", pc.addTransceiver(screenTrack, { direction: "sendonly", streams: [screen] }));
       pc.addEventListener("connectionstatechange", () => {

@@ -408,3 +408,143 @@ class Conference:
             await viewer.close()
         for pc in self.publishers:
             await pc.close()
+
+
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+
+
+class SimulcastPublisher:
+    """A speaker's browser sending its camera as three simulcast layers, as Chromium and Firefox
+    do (aiortc cannot): its video m-line offers rids `q`, `h` and `f` (lowest first, as Dais's
+    page lists them) and no SSRCs; three VP8 encoders, at a quarter, half and the full 640x480,
+    each send on an SSRC of their own with the MID and their rid in header extensions. A PLI for
+    a layer's SSRC gets that layer a keyframe; nothing is sent again (no NACK answers)."""
+
+    RIDS = ("q", "h", "f")
+    SIZES = ((160, 120), (320, 240), (640, 480))
+    RATES = (250_000, 400_000, 1_200_000)
+
+    def __init__(self, rate: int = 15) -> None:
+        self.pc = RTCPeerConnection(LOOPBACK_ONLY)
+        self.rate = rate
+        self.ssrcs = [0x1000 + i for i in range(len(self.RIDS))]
+        self.sent = [0] * len(self.RIDS)  # packets per layer
+        self.plis = [0] * len(self.RIDS)
+        self._keyframe = [True] * len(self.RIDS)
+        self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _with_layers(sdp: str) -> str:
+        lines, out, in_video = sdp.split("\r\n"), [], False
+        for line in lines:
+            if line.startswith("m="):
+                if in_video:
+                    out.extend(SimulcastPublisher._layer_lines())
+                in_video = line.startswith("m=video")
+            if in_video and line.startswith(("a=ssrc:", "a=ssrc-group:")):
+                continue
+            if line == "" and in_video:
+                out.extend(SimulcastPublisher._layer_lines())
+                in_video = False
+            out.append(line)
+        return "\r\n".join(out)
+
+    @staticmethod
+    def _layer_lines() -> list[str]:
+        return [
+            f"a=extmap:10 {RID_URI}",
+            f"a=extmap:11 {REPAIRED_RID_URI}",
+            *(f"a=rid:{rid} send" for rid in SimulcastPublisher.RIDS),
+            "a=simulcast:send " + ";".join(SimulcastPublisher.RIDS),
+        ]
+
+    async def publish(self, conference: Conference, session_id: str, person_id: str) -> str:
+        """Offer, apply the server's answer, and start sending once connected; the answer."""
+        self.pc.addTransceiver(Tone(), direction="sendonly")
+        self.pc.addTransceiver("video", direction="sendonly")
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        reply = await conference.server.publish(
+            session_id=session_id,
+            person_id=person_id,
+            connection_id=f"conn-{person_id}",
+            may_publish=True,
+            sdp=self._with_layers(self.pc.localDescription.sdp),
+        )
+        await apply_answer(self.pc, reply["sdp"])
+        conference.publishers.append(self.pc)
+        self._task = asyncio.ensure_future(self._send())
+        return str(reply["sdp"])
+
+    async def _send(self) -> None:
+        from aiortc.codecs.vpx import Vp8Encoder
+        from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+        from aiortc.rtp import RTCP_PSFB_PLI, HeaderExtensionsMap, RtcpPsfbPacket, RtpPacket
+
+        await wait_connected(self.pc)
+        (video,) = [t for t in self.pc.getTransceivers() if t.kind == "video"]
+        payload_type = next(c for c in video._codecs if c.mimeType.lower() == "video/vp8")
+        mid_id = next(e.id for e in video._headerExtensions if e.uri == MID_URI)
+        extensions = HeaderExtensionsMap()
+        extensions.configure(
+            RTCRtpParameters(
+                headerExtensions=[
+                    RTCRtpHeaderExtensionParameters(id=mid_id, uri=MID_URI),
+                    RTCRtpHeaderExtensionParameters(id=10, uri=RID_URI),
+                ]
+            )
+        )
+        dtls = video.sender.transport
+        publisher = self
+
+        class LayerFeedback:
+            def __init__(self, index: int) -> None:
+                self.index = index
+
+            async def _handle_rtcp_packet(self, packet: Any) -> None:
+                if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+                    publisher.plis[self.index] += 1
+                    publisher._keyframe[self.index] = True
+
+        for index, ssrc in enumerate(self.ssrcs):
+            dtls._rtp_router.register_sender(LayerFeedback(index), ssrc)
+        encoders = []
+        for rate in self.RATES:
+            encoder = Vp8Encoder()
+            encoder.target_bitrate = rate
+            encoders.append(encoder)
+        camera = SyntheticCamera(*self.SIZES[-1], rate=self.rate)
+        sequence = [0] * len(self.RIDS)
+        try:
+            while True:
+                frame = await camera.recv()
+                for index, (width, height) in enumerate(self.SIZES):
+                    scaled = frame if width == WIDTH else frame.reformat(width=width, height=height)
+                    scaled.pts, scaled.time_base = frame.pts, frame.time_base
+                    force, self._keyframe[index] = self._keyframe[index], False
+                    payloads, timestamp = encoders[index].encode(scaled, force)
+                    for n, payload in enumerate(payloads):
+                        packet = RtpPacket(
+                            payload_type=payload_type.payloadType,
+                            marker=int(n == len(payloads) - 1),
+                            sequence_number=sequence[index],
+                            timestamp=timestamp,
+                            ssrc=self.ssrcs[index],
+                            payload=payload,
+                        )
+                        packet.extensions.mid = video.mid
+                        packet.extensions.rtp_stream_id = self.RIDS[index]
+                        sequence[index] = (sequence[index] + 1) & 0xFFFF
+                        await dtls._send_rtp(packet.serialize(extensions))
+                        self.sent[index] += 1
+        except (asyncio.CancelledError, ConnectionError):
+            return
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.pc.close()

@@ -258,6 +258,16 @@ def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
     )
 
     class Source:
+        rid = None
+
+        @property
+        def main(self) -> Any:
+            return self
+
+        @property
+        def layers(self) -> list[Any]:
+            return [self]
+
         def codec(self, payload_type: int) -> Any:
             return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
 
@@ -311,6 +321,16 @@ class StandInSource:
 
     def __init__(self, native: NativeViewers | None) -> None:
         self.native = native
+
+    rid = None
+
+    @property
+    def main(self) -> Any:
+        return self
+
+    @property
+    def layers(self) -> list[Any]:
+        return [self]
 
     def codec(self, payload_type: int) -> Any:
         return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})

@@ -101,6 +101,9 @@ class FakeTrack:
     def __init__(self) -> None:
         self.slots: list[ViewerSlot] = []
         self.keyframe_requests = 0
+        self.rid = None
+        self.main = self
+        self.layers = [self]
 
     def codec(self, payload_type: int) -> Any:
         return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})

@@ -1,0 +1,165 @@
+"""A speaker's camera in three simulcast layers: the server receives them all without decoding,
+records the top one, and gives each viewer the best layer its link carries, switching on a
+keyframe with the viewer's stream continuous (streaming/simulcast.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+from media_clients import Conference, SimulcastPublisher, Viewer, eventually, tap
+
+from streaming.forwarder import PublishedTrack, ViewerSlot
+from streaming.peers import PublishingPeer, ViewingPeer
+
+
+def camera_of(conference: Conference) -> PublishedTrack:
+    (peer,) = [p for p in conference.server._peers.values() if isinstance(p, PublishingPeer)]
+    return peer.tracks["camera"]
+
+
+def video_slot(conference: Conference, viewer: Viewer) -> ViewerSlot:
+    peer = next(
+        p
+        for p in conference.server._peers.values()
+        if isinstance(p, ViewingPeer)
+        and p.pc.localDescription is not None
+        and p.id == viewer.peer_id
+    )
+    (slot,) = [s for s in peer.slots if s.kind == "video" and s.key is not None]
+    return slot
+
+
+async def say_link(viewer: Viewer, slot: ViewerSlot, link_bps: int) -> None:
+    """The viewer's browser says its link carries `link_bps` (REMB), and nothing else does."""
+    (video,) = [t for t in viewer.tracks if t["kind"] == "video"]
+    (transceiver,) = [t for t in viewer.pc.getTransceivers() if t.mid == video["mid"]]
+    receiver = transceiver.receiver
+    send_rtcp = getattr(receiver, "_dais_send_rtcp", receiver._send_rtcp)
+    receiver._dais_send_rtcp = send_rtcp
+
+    async def no_remb_but_ours(packet: Any) -> None:
+        if not (isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP):
+            await send_rtcp(packet)
+
+    receiver._send_rtcp = no_remb_but_ours
+    await send_rtcp(
+        RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(link_bps, [slot.ssrc]),
+        )
+    )
+
+
+async def test_three_layers_are_received_and_an_unimpaired_viewer_gets_the_top_one(
+    conference: Conference,
+) -> None:
+    """The speaker's browser offers three layers: the answer takes all three, each is its own
+    stream on the server (its own SSRC, packets and rate, smallest first), and a viewer whose
+    link is not limited sees the full 640x480 picture."""
+    publisher = SimulcastPublisher()
+    try:
+        answer = await publisher.publish(conference, "s1", "speaker")
+        assert "a=simulcast:recv q;h;f" in answer
+        assert all(f"a=rid:{rid} recv" in answer for rid in "qhf")
+        await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+        camera = camera_of(conference)
+        assert [layer.rid for layer in camera.layers] == ["q", "h", "f"]
+        viewer = await conference.watch("s1", "attendee", decode=True)
+        await say_link(viewer, video_slot(conference, viewer), 10_000_000)
+        await eventually(
+            lambda: all(layer.bitrate_bps > 0 for layer in camera.layers), 8, "every layer"
+        )
+        assert len({layer.ssrc for layer in camera.layers}) == 3
+        rates = [layer.bitrate_bps for layer in camera.layers]
+        assert rates == sorted(rates), rates
+        sizes = await frame_sizes(viewer, 2.0)
+        assert sizes == {(640, 480)}
+        assert video_slot(conference, viewer).layer == "f"
+    finally:
+        await publisher.close()
+
+
+async def frame_sizes(viewer: Viewer, seconds: float) -> set[tuple[int, int]]:
+    sizes = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _, frame = await asyncio.wait_for(viewer.frames.get(), 5)
+        sizes.add((frame.width, frame.height))
+    return sizes
+
+
+async def test_a_slow_viewer_steps_down_at_once_and_back_up_when_its_link_recovers(
+    conference: Conference,
+) -> None:
+    """Beside an unimpaired viewer, one whose link carries 200 kbit/s: within two seconds it
+    gets the quarter-size layer, and its picture never stops meanwhile (the full layer goes on
+    until the quarter layer's keyframe). Its stream stays one stream: sequence numbers go on by
+    one across the switch and timestamps forward. When its link carries plenty again it steps
+    up one layer at a time, each after the next has fitted for a while. The other viewer keeps
+    the full picture throughout."""
+    publisher = SimulcastPublisher()
+    try:
+        await publisher.publish(conference, "s1", "speaker")
+        await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+        camera = camera_of(conference)
+        slow = await conference.watch("s1", "slow", decode=True)
+        fast = await conference.watch("s1", "fast", decode=True)
+        slow_slot, fast_slot = video_slot(conference, slow), video_slot(conference, fast)
+        # Both links carry plenty to begin with (aiortc's own estimate, which wanders, is not
+        # sent: a browser's is steadier).
+        await say_link(slow, slow_slot, 10_000_000)
+        await say_link(fast, fast_slot, 10_000_000)
+        await eventually(
+            lambda: all(layer.bitrate_bps > 0 for layer in camera.layers), 8, "every layer"
+        )
+        (video,) = [t for t in slow.tracks if t["kind"] == "video"]
+        received = tap(slow, video["mid"])
+        await eventually(lambda: len(received) > 20, 5, "video")
+        assert slow_slot.layer == "f"
+
+        told = time.monotonic()
+        await say_link(slow, slow_slot, 200_000)
+        await eventually(lambda: slow_slot.layer == "q", 2.0, "the quarter layer")
+        switched_in = time.monotonic() - told
+        await asyncio.sleep(1.0)
+        shown = []
+        while not slow.frames.empty():
+            shown.append(slow.frames.get_nowait()[0])
+        around = [t for t in shown if t > told - 0.5]
+        gaps = [b - a for a, b in zip(around, around[1:], strict=False)]
+        assert around and around[-1] > told + 0.8 and max(gaps) < 0.5, gaps
+        assert await frame_sizes(slow, 1.5) == {(160, 120)}
+
+        steps: list[tuple[float, str | None]] = []
+
+        async def plenty() -> None:
+            while True:
+                await say_link(slow, slow_slot, 5_000_000)
+                if not steps or steps[-1][1] != slow_slot.layer:
+                    steps.append((time.monotonic(), slow_slot.layer))
+                await asyncio.sleep(0.25)
+
+        telling = asyncio.ensure_future(plenty())
+        try:
+            await eventually(lambda: slow_slot.layer == "f", 12, "the full layer again")
+        finally:
+            telling.cancel()
+        steps.append((time.monotonic(), slow_slot.layer))
+        changes = [step for n, step in enumerate(steps) if n == 0 or steps[n - 1][1] != step[1]]
+        assert [layer for _, layer in changes] == ["q", "h", "f"], steps
+        assert changes[2][0] - changes[1][0] >= 2.5  # each step up waited
+
+        sequence = [p.sequence_number for p in received]
+        jumps = [(b - a) & 0xFFFF for a, b in zip(sequence, sequence[1:], strict=False)]
+        assert set(jumps) == {1}, sorted(set(jumps))
+        stamps = [p.timestamp for p in received]
+        assert all((b - a) & 0xFFFFFFFF < 1 << 31 for a, b in zip(stamps, stamps[1:], strict=False))
+        assert fast_slot.layer == "f"
+        assert switched_in < 2.0
+    finally:
+        await publisher.close()
