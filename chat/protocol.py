@@ -242,6 +242,15 @@ class MediaWatch(Action):
     audio_only: bool = False
 
 
+class MediaQuality(Action):
+    """Ask what this socket's viewing connection gets of each video the speaker sends in layers
+    (simulcast). The result's `videos` has one entry per such m-line: `mid`, `layer` (1 the
+    lowest), `layers` (how many the speaker sends now), and `reduced`, true when this viewer
+    gets less than the best because its link carries no more ("Low bandwidth")."""
+
+    type: Literal["media.quality"]
+
+
 class MediaAnswer(Action):
     type: Literal["media.answer"]
     peer_id: Id
@@ -307,6 +316,7 @@ ACTIONS: dict[str, type[Action]] = {
         RoomHistory,
         MediaPublish,
         MediaWatch,
+        MediaQuality,
         MediaAnswer,
         StageGoLive,
         StageTakeOff,

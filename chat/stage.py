@@ -17,6 +17,7 @@ from chat.protocol import (
     MediaAnswer,
     MediaOffered,
     MediaPublish,
+    MediaQuality,
     MediaWatch,
     SessionEnd,
     StageChanged,
@@ -31,6 +32,7 @@ from chat.roles import ALL, PRESENTER_ROLES, PRESENTERS, PUBLISHER_ROLES
 from streaming.errors import FORBIDDEN, MediaError
 from streaming.port import (
     Answer,
+    AskQuality,
     Command,
     Describe,
     EndSession,
@@ -167,6 +169,12 @@ async def watch(ctx: SignalContext, action: MediaWatch) -> dict[str, Any]:
     )
     offer = outcome.result
     return {"peer_id": offer.peer_id, "sdp": offer.sdp, "tracks": list(offer.tracks)}
+
+
+@live.signal(MediaQuality, rate="signal")
+async def quality(ctx: SignalContext, action: MediaQuality) -> dict[str, Any]:
+    outcome = await _run(ctx, AskQuality(ctx.session_id, connection_id=ctx.conn.id))
+    return {"videos": list(outcome.result.videos)}
 
 
 @live.signal(MediaAnswer, rate="signal")

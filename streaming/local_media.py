@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from .port import (
     Answer,
     Answered,
+    AskQuality,
     CloseConnection,
     Closed,
     Command,
@@ -21,6 +22,7 @@ from .port import (
     Offer,
     Outcome,
     Publish,
+    Quality,
     SetLive,
     Watch,
 )
@@ -93,6 +95,8 @@ class LocalMedia:
                 await server.end_session(command.session_id)
             case Describe():
                 pass
+            case AskQuality():
+                result = Quality(tuple(server.quality(command.connection_id)))
             case CloseConnection():
                 before = server.snapshot(command.session_id).presenters
                 await server.close_connection(command.connection_id)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
@@ -284,6 +286,28 @@ class ViewingPeer(Peer):
                 ):
                     slot.mark_negotiated()
             return self._renegotiate
+
+    def quality(self) -> list[dict[str, Any]]:
+        """Each simulcast video's layer for this viewer (`port.Quality`)."""
+        now = time.monotonic()
+        videos: list[dict[str, Any]] = []
+        for slot in self.slots:
+            source = slot.source
+            if slot.key is None or source is None or len(source.layers) < 2:
+                continue
+            arriving = [layer for layer in source.layers if layer.rate_bps(now) >= 0]
+            if source not in arriving:
+                continue
+            rank = arriving.index(source) + 1
+            videos.append(
+                {
+                    "mid": slot.transceiver.mid or "",
+                    "layer": rank,
+                    "layers": len(arriving),
+                    "reduced": rank < len(arriving),
+                }
+            )
+        return videos
 
     def describe_tracks(self) -> list[dict[str, str]]:
         """What each m-line carries, so the client can label the video it shows."""

@@ -119,6 +119,15 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """What a viewing socket gets of each simulcast video: one dict per m-line, `mid`, `layer`
+    (its rank, 1 the lowest), `layers` (how many the speaker sends now) and `reduced` (a lower
+    layer than the best arriving, because the viewer's link cannot carry more)."""
+
+    videos: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class Closed:
     """A socket's peer connections are closed; `stage_changed` when it held a publisher."""
 
@@ -207,12 +216,29 @@ class CloseConnection(Command[Closed]):
     connection_id: str
 
 
+@dataclass(frozen=True)
+class AskQuality(Command[Quality]):
+    """Which layer of each video a viewing socket gets (nothing changes)."""
+
+    connection_id: str
+
+
 # Every command the port (and so the relay) accepts, by its wire name.
 COMMANDS: dict[str, type[Command[Any]]] = {
     cls.__name__: cls
-    for cls in (Publish, Watch, Answer, SetLive, Mute, EndSession, Describe, CloseConnection)
+    for cls in (
+        Publish,
+        Watch,
+        Answer,
+        SetLive,
+        Mute,
+        EndSession,
+        Describe,
+        CloseConnection,
+        AskQuality,
+    )
 }
-RESULTS: dict[str, type[Any]] = {cls.__name__: cls for cls in (Answered, Offer, Closed)}
+RESULTS: dict[str, type[Any]] = {cls.__name__: cls for cls in (Answered, Offer, Closed, Quality)}
 
 
 class MediaPort(Protocol):
@@ -260,8 +286,9 @@ def decode_result(data: dict[str, Any] | None) -> Any:
         return None
     cls = RESULTS[data["type"]]
     fields = dict(data["fields"])
-    if "tracks" in fields:
-        fields["tracks"] = tuple(fields["tracks"])
+    for name in ("tracks", "videos"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
     return cls(**fields)
 
 

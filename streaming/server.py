@@ -269,6 +269,15 @@ class MediaServer:
         peers = [p for p in self._peers.values() if p.session_id == session_id]
         await self._close_peers(peers)
 
+    def quality(self, connection_id: str) -> list[dict[str, Any]]:
+        """Which layer of each simulcast video the socket's viewing connection gets (see
+        `port.Quality`); nothing for a video sent in one layer."""
+        videos: list[dict[str, Any]] = []
+        for peer in self._peers.values():
+            if isinstance(peer, ViewingPeer) and peer.connection_id == connection_id:
+                videos += peer.quality()
+        return videos
+
     async def close_connection(self, connection_id: str) -> None:
         peers = [p for p in self._peers.values() if p.connection_id == connection_id]
         await self._close_peers(peers)

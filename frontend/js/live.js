@@ -37,6 +37,7 @@ export const PROTOCOL = {
     announcementPost: "announcement.post", // {text}
     mediaPublish: "media.publish", // {sdp} -> {peer_id, sdp, may_publish}
     mediaWatch: "media.watch", // {audio_only?} -> {peer_id, sdp, tracks}
+    mediaQuality: "media.quality", // {} -> {videos: [{mid, layer, layers, reduced}]}
     mediaAnswer: "media.answer", // {peer_id, sdp}
     stageGoLive: "stage.go_live", // {person_id}
     stageTakeOff: "stage.take_off", // {person_id}
@@ -51,7 +52,8 @@ export const PROTOCOL = {
   // reaction) and the chair's stage controls, which run beside the room's order and take no key
   // (docs/protocol.md's reference lists `key` on the actions that take one).
   unkeyed: new Set([
-    "room.join", "media.publish", "media.watch", "media.answer", "room.history", "reaction.send",
+    "room.join", "media.publish", "media.watch", "media.quality", "media.answer", "room.history",
+    "reaction.send",
     "stage.go_live", "stage.take_off", "stage.mute", "session.end",
   ]),
   // An idempotency key: 8-64 characters of [A-Za-z0-9_-].

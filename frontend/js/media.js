@@ -12,6 +12,8 @@ const E = PROTOCOL.events;
 // The camera goes out as three simulcast layers, lowest first (the server ranks them in this
 // order, and gives each attendee the best its link carries: streaming/simulcast.py). A browser
 // that cannot (or a camera too small for three) sends fewer; the server takes what comes.
+// How often an attendee's page asks which layer it gets (for the "Low bandwidth" label).
+const QUALITY_EVERY_MS = 4000;
 const CAMERA_LAYERS = [
   { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 200000 },
   { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 600000 },
@@ -207,6 +209,10 @@ export class Viewer extends EventTarget {
     this.busy = Promise.resolve();
     this.generation = 0;
     this.audioOnly = false; // "Audio only": the server offers the speakers' sound and no video
+    // mid -> {layer, layers, reduced}: which layer of a speaker's camera this page gets (asked
+    // every few seconds: the server picks the best its link carries, see streaming/simulcast.py).
+    this.quality = new Map();
+    this.qualityTimer = null;
     this.off = live.on(E.mediaOffered, (frame) => {
       if (frame.peer_id !== this.peerId) return;
       const generation = this.generation;
@@ -240,7 +246,24 @@ export class Viewer extends EventTarget {
         this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
       });
       await this.accept(offer, generation);
+      this.askQuality(generation);
     });
+  }
+
+  // Ask which layer of each video this page gets, now and every QUALITY_EVERY_MS while watching.
+  askQuality(generation) {
+    clearTimeout(this.qualityTimer);
+    if (generation !== this.generation || !this.pc) return;
+    this.qualityTimer = setTimeout(() => this.askQuality(generation), QUALITY_EVERY_MS);
+    if (this.audioOnly || !this.layout.some((t) => t.kind === "video")) return;
+    this.live.send(A.mediaQuality, {}).then(({ videos }) => {
+      if (generation !== this.generation) return;
+      const next = new Map(videos.map((v) => [v.mid, v]));
+      const key = (map) => JSON.stringify([...map].map(([mid, v]) => [mid, v.layer, v.layers, v.reduced]));
+      if (key(next) === key(this.quality)) return;
+      this.quality = next;
+      this.emit();
+    }).catch(() => {});
   }
 
   // Switch to or from audio only: watch again (the server replaces this socket's connection).
@@ -278,7 +301,9 @@ export class Viewer extends EventTarget {
         stream = new MediaStream([transceiver.receiver.track]);
         this.streams.set(info.mid, stream);
       }
-      return [{ ...info, stream, track: transceiver.receiver.track }];
+      const quality = this.quality.get(info.mid);
+      const layers = quality ? { layer: quality.layer, layers: quality.layers, reduced: quality.reduced } : { reduced: false };
+      return [{ ...info, stream, track: transceiver.receiver.track, ...layers }];
     });
   }
 
@@ -288,6 +313,8 @@ export class Viewer extends EventTarget {
 
   closePeer() {
     if (this.pc) this.pc.close();
+    clearTimeout(this.qualityTimer);
+    this.quality = new Map();
     this.pc = null;
     this.peerId = null;
     this.layout = [];

@@ -98,9 +98,12 @@ export function stageRenderer({ box, empty, sound, session, elements = new Media
       const name = names.get(t.person_id) || "Speaker";
       const presenter = stage.presenters.find((p) => p.person_id === t.person_id);
       const audioMuted = presenter && presenter.muted && presenter.muted.audio;
-      return h("figure", { class: `tile${t.source === "screen" ? " screen" : ""}`, dataset: { personId: t.person_id } },
+      const dataset = { personId: t.person_id, ...(t.layers ? { layer: `${t.layer}/${t.layers}` } : {}) };
+      return h("figure", { class: `tile${t.source === "screen" ? " screen" : ""}`, dataset },
         elements.video(t),
-        h("figcaption", {}, t.source === "screen" ? `${name}: screen` : name, audioMuted ? " (muted)" : ""));
+        h("figcaption", {}, t.source === "screen" ? `${name}: screen` : name, audioMuted ? " (muted)" : ""),
+        t.reduced ? h("p", { class: "tile-quality", dataset: { slot: "reduced-quality" } },
+          "Low bandwidth: reduced quality") : null);
     }));
     if (stage.ended) empty.textContent = "This session's stage has ended. Thank you for watching.";
     else if (!videos.length) empty.textContent = stage.live.length ? "Connecting to the stage…" : "The stage opens when the chair brings the first speaker on.";

@@ -87,6 +87,12 @@ async def test_a_speaker_goes_live_from_the_console_and_attendees_see_the_video_
     assert width > 0, "the attendee's video has no size"
     assert after > before + 10, f"frames did not keep coming: {before} -> {after}"
     await expect(attendee.locator(".stage-tiles figcaption")).to_have_text("Dr Ada Example")
+    # The speaker's camera comes in three layers (simulcast); this attendee's link carries the
+    # best of them, so the page shows no "Low bandwidth" label.
+    await expect(attendee.locator(".stage-tiles figure")).to_have_attribute(
+        "data-layer", "3/3", timeout=15_000
+    )
+    await expect(attendee.locator('[data-slot="reduced-quality"]')).to_have_count(0)
 
     await attendee.wait_for_timeout(300)
     await attendee.screenshot(path=artifacts / "attendee-live-video.png")

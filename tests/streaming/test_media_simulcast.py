@@ -126,6 +126,11 @@ async def test_a_slow_viewer_steps_down_at_once_and_back_up_when_its_link_recove
         await say_link(slow, slow_slot, 200_000)
         await eventually(lambda: slow_slot.layer == "q", 2.0, "the quarter layer")
         switched_in = time.monotonic() - told
+        # What each page is told of its quality ("Low bandwidth: reduced quality").
+        (slow_video,) = conference.server.quality("conn-slow")
+        assert slow_video == {"mid": video["mid"], "layer": 1, "layers": 3, "reduced": True}
+        (fast_video,) = conference.server.quality("conn-fast")
+        assert fast_video["layer"] == 3 and not fast_video["reduced"]
         await asyncio.sleep(1.0)
         shown = []
         while not slow.frames.empty():
