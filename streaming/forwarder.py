@@ -93,7 +93,7 @@ class PublishedTrack:
         self.layers: list[PublishedTrack] = [self] if main is None else main.layers
         self._by_ssrc: dict[int, PublishedTrack] = {}
         self._by_rid: dict[str, PublishedTrack] = {}
-        # Viewer slots switching to this layer at its next keyframe (`ViewerSlot.switch_to`).
+        # Viewer slots moving to this layer at its next keyframe (`ViewerSlot.reconsider`).
         self._switching: list[ViewerSlot] = []
         # The layer whose frames the recorder gets (the receiver's jitter buffer reassembles
         # one stream), the one it moves to at that layer's next keyframe, and when that was
@@ -101,7 +101,7 @@ class PublishedTrack:
         self.recorded: PublishedTrack = self
         self._record_next: PublishedTrack | None = None
         self._record_checked = 0.0
-        # The picture size of its last keyframe (VP8), and of the first.
+        # The picture size of its last keyframe (VP8).
         self.size: tuple[int, int] | None = None
         self.kind = transceiver.kind
         self.transceiver = transceiver

@@ -13,7 +13,7 @@ So each viewer slot keeps a `Retransmissions`:
 * repeated: a packet sent again less than a round trip ago is not sent again yet;
 * over budget: resent bytes come from a token bucket filled at `BUDGET_SHARE` of the viewer's
   own estimate of its link (REMB), or, until it sends one, of the stream's rate (and before
-  that `UNKNOWN_RATE_BPS`), holding at most `BURST_S` of it.
+  that `UNKNOWN_RATE_BPS`), holding at most `BURST_S` of it, full at the first NACK.
 
 Each refusal is counted by reason (`RetransmitCounts`), as is every packet sent again.
 """
@@ -25,7 +25,11 @@ from dataclasses import dataclass
 
 DEFAULT_RTT_S = 0.1  # before the first receiver report gives a round trip
 MIN_RTT_S = 0.01
-JITTER_BUFFER_S = 0.2  # how long past one round trip a browser still waits for a missing packet
+# How long past one round trip a viewer still waits for a missing packet (libwebrtc NACKs one
+# up to ten times, a round trip apart). At 200 ms, a resent packet lost again was often too old
+# by the time the viewer asked again, and its picture waited seconds for the next keyframe
+# (the 5% loss / 100 ms jitter story froze for 2.5-3 s in about one run in eight).
+JITTER_BUFFER_S = 0.5
 MAX_AGE_S = 1.0
 # Of the viewer's estimate (or the stream's rate), for retransmissions. Half, not less: a
 # viewer's NACKs for packets that are only late (reordered by jitter) spend it too, and the
@@ -57,7 +61,9 @@ class Retransmissions:
 
     def __init__(self) -> None:
         self.counts = RetransmitCounts()
-        self._tokens = float(MIN_BURST_BYTES)
+        # The bucket starts full (at the first NACK): a viewer that has just joined loses its
+        # first keyframe's packets like any other, and has nothing to decode until they come.
+        self._tokens = -1.0
         self._stamp: float | None = None
         self._resent: OrderedDict[int, float] = OrderedDict()  # source seq -> when resent
 
@@ -84,7 +90,9 @@ class Retransmissions:
             return False
         budget = BUDGET_SHARE * (rate_bps if rate_bps > 0 else UNKNOWN_RATE_BPS) / 8  # bytes/s
         capacity = max(budget * BURST_S, MIN_BURST_BYTES)
-        if self._stamp is not None:
+        if self._stamp is None:
+            self._tokens = capacity
+        else:
             self._tokens = min(capacity, self._tokens + (now - self._stamp) * budget)
         self._stamp = now
         if self._tokens < size:
