@@ -6,6 +6,7 @@ without transcoding. Safari does not run here."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,11 @@ async def test_firefox_publishes_to_chromium_and_watches_a_chromium_speaker(
         await tile.get_by_role("button", name="Put Dr Fox live").click()
         width, before, after = await video_playing_in_chromium(attendee, "Dr Fox")
         assert width > 0 and after > before, (width, before, after)
+        # Firefox sends the camera in layers too (simulcast): the attendee gets one of them.
+        fox_tile = attendee.locator(".stage-tiles figure", has_text="Dr Fox")
+        await expect(fox_tile).to_have_attribute(
+            "data-layer", re.compile(r"^\d/[23]$"), timeout=15_000
+        )
         await fox.wait_for(
             "return document.querySelector('[data-slot=\"on-air\"]')?.dataset.live === 'true';"
         )
