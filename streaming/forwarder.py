@@ -123,6 +123,9 @@ class PublishedTrack:
         self._last_arrival = 0.0
         # The stream's rate over the last complete window (bits a second, payload and headers).
         self.bitrate_bps = 0.0
+        # The same, smoothed over windows (a keyframe makes one window's rate jump): what a
+        # viewer's choice of layer goes by (`rate_bps`).
+        self.smoothed_bps = 0.0
         self._window_start = 0.0
         self._window_bytes = 0
         if main is None:
@@ -146,11 +149,11 @@ class PublishedTrack:
         self.recorded = self
 
     def rate_bps(self, now: float) -> float:
-        """The stream's rate (0 before its first window ends); -1 when nothing came for two
-        windows (a layer paused, or never sent)."""
+        """The stream's smoothed rate (0 before its first window ends); -1 when nothing came
+        for two windows (a layer paused, or never sent)."""
         if not self._last_arrival or now - self._last_arrival >= 2 * RATE_WINDOW_S:
             return -1.0
-        return self.bitrate_bps
+        return self.smoothed_bps
 
     # -- ingest: called synchronously from aiortc's receive loop for every packet -----------------
 
@@ -252,7 +255,9 @@ class PublishedTrack:
         self._window_bytes += len(payload) + PACKET_OVERHEAD
         if arrival - self._window_start >= RATE_WINDOW_S:
             if self._window_start:
-                self.bitrate_bps = self._window_bytes * 8 / (arrival - self._window_start)
+                rate = self.bitrate_bps = self._window_bytes * 8 / (arrival - self._window_start)
+                smoothed = self.smoothed_bps
+                self.smoothed_bps = rate if not smoothed else 0.7 * smoothed + 0.3 * rate
             self._window_start, self._window_bytes = arrival, 0
         native = self._native
         if native is not None and native.slots:
@@ -559,6 +564,7 @@ class ViewerSlot:
         "native",
         "negotiated",
         "payload_type",
+        "peer_slots",
         "retransmissions",
         "sender",
         "source",
@@ -568,8 +574,12 @@ class ViewerSlot:
         "wanted_source",
     )
 
-    def __init__(self, transceiver: RTCRtpTransceiver) -> None:
+    def __init__(
+        self, transceiver: RTCRtpTransceiver, *, peer_slots: list[ViewerSlot] | None = None
+    ) -> None:
         self.transceiver = transceiver
+        # Every slot of the viewer's connection (this one too): its estimate is for them all.
+        self.peer_slots: list[ViewerSlot] = [self] if peer_slots is None else peer_slots
         self.kind = transceiver.kind
         self.sender = transceiver.sender
         self.ssrc: int = hooks.sender_ssrc(self.sender)
@@ -650,7 +660,17 @@ class ViewerSlot:
     def _choose(self, source: PublishedTrack) -> int:
         now = time.monotonic()
         rates = [layer.rate_bps(now) for layer in source.layers]
-        return self.choice.choose(rates, self.estimate_bps, now)
+        estimate = self.estimate_bps
+        if estimate is not None:
+            # The viewer's estimate covers all it receives: what its other videos take now
+            # (a screen share, another speaker's camera) is not this one's to spend.
+            taken = sum(
+                max(slot.source.rate_bps(now), 0.0)
+                for slot in self.peer_slots
+                if slot is not self and slot.kind == "video" and slot.source is not None
+            )
+            estimate = max(int(estimate - taken), 0)
+        return self.choice.choose(rates, estimate, now)
 
     def _move_to(self, source: PublishedTrack | None, *, ask: bool = True) -> None:
         if self._switch_to is not None:

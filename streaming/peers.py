@@ -246,7 +246,7 @@ class ViewingPeer(Peer):
             if slot.key is None and slot.kind == kind:
                 return slot
         transceiver = self.pc.addTransceiver(hooks.IdleTrack(kind), direction="sendonly")
-        slot = ViewerSlot(transceiver)
+        slot = ViewerSlot(transceiver, peer_slots=self.slots)
         self.slots.append(slot)
         return slot
 

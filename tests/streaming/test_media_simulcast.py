@@ -34,8 +34,7 @@ def video_slot(conference: Conference, viewer: Viewer) -> ViewerSlot:
 
 async def say_link(viewer: Viewer, slot: ViewerSlot, link_bps: int) -> None:
     """The viewer's browser says its link carries `link_bps` (REMB), and nothing else does."""
-    (video,) = [t for t in viewer.tracks if t["kind"] == "video"]
-    (transceiver,) = [t for t in viewer.pc.getTransceivers() if t.mid == video["mid"]]
+    (transceiver,) = [t for t in viewer.pc.getTransceivers() if t.mid == slot.transceiver.mid]
     receiver = transceiver.receiver
     send_rtcp = getattr(receiver, "_dais_send_rtcp", receiver._send_rtcp)
     receiver._dais_send_rtcp = send_rtcp
@@ -166,5 +165,45 @@ async def test_a_slow_viewer_steps_down_at_once_and_back_up_when_its_link_recove
         assert all((b - a) & 0xFFFFFFFF < 1 << 31 for a, b in zip(stamps, stamps[1:], strict=False))
         assert fast_slot.layer == "f"
         assert switched_in < 2.0
+    finally:
+        await publisher.close()
+
+
+async def test_a_second_video_on_stage_takes_its_share_of_the_viewers_link(
+    conference: Conference,
+) -> None:
+    """A viewer's link carries the first speaker's full layer with a little room to spare. When
+    a second speaker (sending one layer) comes on stage, the viewer's estimate has to cover both
+    videos: the first speaker's camera steps down to a lower layer rather than both freezing."""
+    publisher = SimulcastPublisher()
+    try:
+        await publisher.publish(conference, "s1", "speaker")
+        await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+        camera = camera_of(conference)
+        viewer = await conference.watch("s1", "attendee")
+        slot = video_slot(conference, viewer)
+        await say_link(viewer, slot, 10_000_000)
+        await eventually(lambda: all(layer.bitrate_bps > 0 for layer in camera.layers), 8, "layers")
+        await asyncio.sleep(1.0)
+        top = camera.layers[-1].smoothed_bps
+        link = int((top * 1.3 + 100_000) / 0.85)  # the top layer fits, its rate varying
+        await say_link(viewer, slot, link)
+        await asyncio.sleep(1.5)
+        assert slot.layer == "f"
+
+        await conference.publish("s1", "second")
+        await conference.server.set_live(session_id="s1", person_id="second", live=True)
+        await conference.settle()
+        peer = next(p for p in conference.server._peers.values() if isinstance(p, ViewingPeer))
+        second = next(s for s in peer.slots if s.kind == "video" and s.key == ("second", "camera"))
+        await eventually(
+            lambda: second.source is not None and second.source.bitrate_bps > 700_000,
+            8,
+            "second video",
+        )
+        await say_link(viewer, slot, link)
+        await eventually(
+            lambda: slot.layer in ("q", "h"), 2.0, "a lower layer for the first camera"
+        )
     finally:
         await publisher.close()
