@@ -107,6 +107,11 @@ def answer_layers(answer: str, layers: dict[str, list[str]]) -> str:
 # A layer fits a viewer when its rate is at most this share of the viewer's estimate (the rest is
 # for the speaker's sound, retransmissions and the estimate's own error).
 FIT_SHARE = 0.85
+# A step up needs more room: the higher layer's rate at most this share of the estimate. A
+# capped link's estimate hovers around its cap, and a layer that only just fits overflows it at
+# each keyframe (bench/adapt.py: at 600 kbit/s, stepping up to the half layer froze the picture
+# for a second each time).
+UP_SHARE = 0.7
 # A step up waits until the higher layer has fitted this long (so a viewer does not flap).
 UP_AFTER_S = 3.0
 
@@ -116,7 +121,8 @@ class LayerChoice:
     """One viewer's choice among a track's layers, from its estimate of the viewer's link.
 
     Down at once, to the highest layer that fits (a link that got worse freezes otherwise); up
-    one step at a time, once the next layer has fitted for `UP_AFTER_S`. With no estimate yet,
+    one step at a time, once a higher layer has fitted with room to spare (`UP_SHARE`) for
+    `UP_AFTER_S`. With no estimate yet,
     the top layer. Layers not arriving (rate -1: paused, or never sent) are passed over."""
 
     current: int = -1  # index into the layers, lowest first (-1: not chosen yet)
@@ -130,9 +136,10 @@ class LayerChoice:
         budget = estimate_bps * FIT_SHARE
         fitting = [i for i in live if rates[i] <= budget]
         best = fitting[-1] if fitting else live[0]
+        roomy = [i for i in live if rates[i] <= estimate_bps * UP_SHARE]
         if self.current not in live or best < self.current:
             self.current, self.up_since = best, None
-        elif best > self.current:
+        elif roomy and roomy[-1] > self.current:
             if self.up_since is None:
                 self.up_since = now
             elif now - self.up_since >= UP_AFTER_S:

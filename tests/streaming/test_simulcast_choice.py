@@ -83,3 +83,12 @@ def test_a_layer_that_stops_is_passed_over_and_a_link_too_slow_for_all_gets_the_
     assert choice.choose([150_000.0, 450_000.0, -1.0], None, 0.0) == 1
     assert choice.choose([150_000.0, 450_000.0, -1.0], 5_000_000, 1.0) == 1
     assert LayerChoice().choose([150_000.0, 450_000.0], 50_000, 0.0) == 0
+
+
+def test_a_step_up_needs_room_to_spare_but_a_layer_that_fits_is_kept() -> None:
+    """On a 600 kbit/s link the half layer (450 kbit/s) fits but leaves no room for its
+    keyframes: a viewer on the quarter layer stays there; one already on it keeps it."""
+    rates = [150_000.0, 450_000.0, 1_300_000.0]
+    low = LayerChoice(current=0)
+    assert [low.choose(rates, 600_000, t) for t in (0.0, 2.0, 4.0, 8.0)] == [0, 0, 0, 0]
+    assert LayerChoice(current=1).choose(rates, 600_000, 0.0) == 1

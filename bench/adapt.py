@@ -1,0 +1,279 @@
+"""Attendees on slow links: three Chromium attendees watch one Chromium speaker's simulcast camera,
+one unimpaired, one whose download is capped at 600 kbit/s and one at 300 kbit/s, side by side.
+
+    sudo .venv/bin/python bench/adapt.py [--seconds 30]
+
+Needs root: each capped attendee's Chromium runs in a network namespace this script makes
+(`ip netns`, a veth pair into a bridge on 10.77.0.0/24), and `tc ... tbf` caps what reaches it.
+Dais listens on the bridge's 10.77.0.1; the speaker and the unimpaired attendee are in this
+namespace. Nothing leaves the machine; the namespaces, links and the server are removed at the
+end, however it ends.
+
+For each attendee, from its page (`requestVideoFrameCallback` on the stage's video) and the layer
+the page is told it gets (`data-layer`, from `media.quality`): the time from its first picture
+to its first picture of a lower layer than the unimpaired attendee's (`switch_s`: 0 when it
+starts lower), its longest and total freezes in the window after `--settle` (no new frame for
+more than 200 ms), the frames per second at the unimpaired attendee,
+and what the server offered each capped attendee's link beyond its cap (`tc -s`: bytes sent plus
+packets dropped at the cap, in kbit/s over the window). The last line is the 600 kbit/s
+attendee's: `cap_kbps=600 switch_s=N freeze_max_ms=N freeze_total_s=N top_layer_fps=N
+egress_over_cap=N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from playwright.async_api import Page, async_playwright  # noqa: E402
+
+from app.migrate import upgrade  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Contexts, DaisServer, _load_demo  # noqa: E402
+from tests.browser.live_helpers import new_story  # noqa: E402
+
+BRIDGE, HOST_IP, PREFIX = "dais-br0", "10.77.0.1", 24
+FREEZE_S = 0.2
+NOW = "performance.now() / 1000"
+
+
+@dataclass
+class Link:
+    name: str  # the namespace
+    cap_kbps: int
+    address: str
+
+    @property
+    def host_end(self) -> str:
+        return f"{self.name}-h"
+
+    @property
+    def chromium(self) -> Path:
+        return Path(tempfile.gettempdir()) / f"chromium-{self.name}"
+
+
+def run(*command: str) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+@contextlib.contextmanager
+def network(links: list[Link]) -> Iterator[None]:
+    """The bridge, one namespace per link behind a veth pair, each capped by tbf on the way in."""
+    try:
+        run("ip", "link", "add", BRIDGE, "type", "bridge")
+        run("ip", "addr", "add", f"{HOST_IP}/{PREFIX}", "dev", BRIDGE)
+        run("ip", "link", "set", BRIDGE, "up")
+        for link in links:
+            run("ip", "netns", "add", link.name)
+            run("ip", "link", "add", link.host_end, "type", "veth", "peer", "name", "eth0",
+                "netns", link.name)  # fmt: skip
+            run("ip", "link", "set", link.host_end, "master", BRIDGE, "up")
+            ns = ("ip", "netns", "exec", link.name)
+            run(*ns, "ip", "addr", "add", f"{link.address}/{PREFIX}", "dev", "eth0")
+            run(*ns, "ip", "link", "set", "eth0", "up")
+            run(*ns, "ip", "link", "set", "lo", "up")
+            # What the server sends the attendee leaves the bridge through the host end: the cap.
+            run("tc", "qdisc", "add", "dev", link.host_end, "root", "tbf", "rate",
+                f"{link.cap_kbps}kbit", "burst", "16kb", "latency", "200ms")  # fmt: skip
+            link.chromium.write_text(f'#!/bin/sh\nexec ip netns exec {link.name} {CHROMIUM} "$@"\n')
+            link.chromium.chmod(0o755)
+        yield
+    finally:
+        for link in links:
+            subprocess.run(["ip", "netns", "del", link.name], capture_output=True)
+            subprocess.run(["ip", "link", "del", link.host_end], capture_output=True)
+            link.chromium.unlink(missing_ok=True)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+
+
+def tc_counts(link: Link) -> tuple[int, int]:
+    """Bytes the cap let through and packets it dropped, so far."""
+    text = run("tc", "-s", "qdisc", "show", "dev", link.host_end)
+    sent = re.search(r"Sent (\d+) bytes (\d+) pkt \(dropped (\d+)", text)
+    assert sent, text
+    return int(sent.group(1)), int(sent.group(3))
+
+
+@contextlib.contextmanager
+def dais(data_dir: Path, port: int) -> Iterator[DaisServer]:
+    base_url = f"http://{HOST_IP}:{port}"
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'dais.db'}",
+        data_dir=data_dir,
+        secret_key="adapt-bench-secret",
+        base_url=base_url,
+    )
+    upgrade(settings.resolved_database_url)
+    asyncio.run(_load_demo(settings))
+    env = {
+        **os.environ,
+        "DAIS_DATABASE_URL": settings.resolved_database_url,
+        "DAIS_DATA_DIR": str(data_dir),
+        "DAIS_SECRET_KEY": settings.secret_key,
+        "DAIS_BASE_URL": base_url,
+    }
+    log = (data_dir / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+         "--host", HOST_IP, "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base_url}/api/events", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Dais did not start:\n{(data_dir / 'server.log').read_text()}")
+            time.sleep(0.1)
+        yield DaisServer(base_url=base_url, settings=settings)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# Runs in each attendee's page: every frame of the stage's (first) video, and each layer the page
+# is told, with the page's clock in seconds.
+WATCH = """() => {
+  window.__frames = []; window.__layers = [];
+  const seen = new WeakSet();
+  const follow = () => {
+    const video = document.querySelector('.stage-tiles video');
+    if (video && !seen.has(video)) {
+      seen.add(video);
+      const step = (now, meta) => {
+        window.__frames.push([performance.now() / 1000, meta.width]);
+        video.requestVideoFrameCallback(step);
+      };
+      video.requestVideoFrameCallback(step);
+    }
+    const figure = document.querySelector('.stage-tiles figure');
+    const layer = figure ? figure.dataset.layer || '' : '';
+    const last = window.__layers[window.__layers.length - 1];
+    if (!last || last[1] !== layer) window.__layers.push([performance.now() / 1000, layer]);
+  };
+  setInterval(follow, 50);
+  return performance.now() / 1000;
+}"""
+
+
+def freezes(frames: list[tuple[float, int]], start: float, end: float) -> tuple[float, float]:
+    """(longest, total) stretch in [start, end] with no new frame for more than FREEZE_S."""
+    times = [start] + [t for t, _ in frames if start <= t <= end] + [end]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return max(gaps), sum(g for g in gaps if g > FREEZE_S)
+
+
+async def main(args: argparse.Namespace, server: DaisServer, links: list[Link]) -> None:
+    async with async_playwright() as playwright:
+        secure = f"--unsafely-treat-insecure-origin-as-secure={server.base_url}"
+        here = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, secure]
+        )
+        behind = [
+            await playwright.chromium.launch(
+                executable_path=str(link.chromium), args=[*CHROMIUM_ARGS, secure]
+            )
+            for link in links
+        ]
+        story = await new_story(Contexts(here, server), server, "Slow links")
+        speaker = await story.invited("speaker", "Dr Ada Example")
+        chair = await story.invited("chair", "Casey Chair")
+        pages: dict[str, Page] = {"unimpaired": await story.attendee("Robin")}
+        for link, browser in zip(links, behind, strict=True):
+            other = replace(story, contexts=Contexts(browser, server))
+            pages[f"{link.cap_kbps} kbit/s"] = await other.attendee(f"Cap {link.cap_kbps}")
+        await (
+            speaker.locator('[data-slot="publish-state"]')
+            .filter(has_text="reaches Dais")
+            .wait_for(timeout=30_000)
+        )
+        for page in pages.values():
+            await page.evaluate(WATCH)
+        tile = chair.locator(".speaker-tile", has_text="Dr Ada Example")
+        await tile.get_by_role("button", name="Put Dr Ada Example live").click()
+        live_at = {name: await page.evaluate(NOW) for name, page in pages.items()}
+        # The first seconds: the speaker's browser ramps its layers up; then the window.
+        await asyncio.sleep(args.settle)
+        before = {link.name: tc_counts(link) for link in links}
+        window_start = {name: await page.evaluate(NOW) for name, page in pages.items()}
+        await asyncio.sleep(args.seconds)
+        after = {link.name: tc_counts(link) for link in links}
+        seen = {
+            name: (await page.evaluate("window.__frames"), await page.evaluate("window.__layers"))
+            for name, page in pages.items()
+        }
+        for browser in (here, *behind):
+            await browser.close()
+    top_width = max((width for _, width in seen["unimpaired"][0]), default=0)
+    results: dict[str, dict[str, Any]] = {}
+    for name, (frames, layers) in seen.items():
+        end = window_start[name] + args.seconds
+        longest, total = freezes(frames, window_start[name], end)
+        shown = [t for t, _ in frames if t >= live_at[name]]
+        lower = [t for t, width in frames if t >= live_at[name] and width < top_width]
+        in_window = [t for t, _ in frames if window_start[name] <= t <= end]
+        results[name] = {
+            "first_picture_s": round(shown[0] - live_at[name], 2) if shown else None,
+            # From its first picture to its first of a lower layer than the top.
+            "switch_s": round(lower[0] - shown[0], 2) if lower else None,
+            "freeze_max_ms": round(longest * 1000),
+            "freeze_total_s": round(total, 2),
+            "fps": round(len(in_window) / args.seconds, 1),
+            "layers told": [layer for _, layer in layers if layer],
+            "widths": sorted({width for t, width in frames if window_start[name] <= t <= end}),
+        }
+    for link in links:
+        sent = after[link.name][0] - before[link.name][0]
+        dropped = after[link.name][1] - before[link.name][1]
+        offered_kbps = (sent + dropped * 1200) * 8 / args.seconds / 1000
+        figures = results[f"{link.cap_kbps} kbit/s"]
+        figures["offered_kbps"] = round(offered_kbps)
+        figures["egress_over_cap"] = round(max(0.0, offered_kbps - link.cap_kbps))
+    for name, figures in results.items():
+        print(f"{name}: {figures}")
+    capped = results["600 kbit/s"]
+    switch = capped["switch_s"] if capped["switch_s"] is not None else -1
+    print(
+        f"cap_kbps=600 switch_s={switch:.1f} freeze_max_ms={capped['freeze_max_ms']}"
+        f" freeze_total_s={capped['freeze_total_s']:.1f}"
+        f" top_layer_fps={results['unimpaired']['fps']:.1f}"
+        f" egress_over_cap={capped['egress_over_cap']}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="the measured window")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds before the window")
+    arguments = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench/adapt.py makes network namespaces: run it as root")
+    capped = [Link("dais-v600", 600, "10.77.0.2"), Link("dais-v300", 300, "10.77.0.3")]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        network(capped),
+        dais(Path(tmp), 18500 + os.getpid() % 1000) as running,
+    ):
+        asyncio.run(main(arguments, running, capped))
