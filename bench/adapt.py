@@ -30,7 +30,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,13 +38,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
 from app.migrate import upgrade  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Contexts, DaisServer, _load_demo  # noqa: E402
 from tests.browser.live_helpers import new_story  # noqa: E402
+from tests.serving import wait_until_serving  # noqa: E402
 
 BRIDGE, HOST_IP, PREFIX = "dais-br0", "10.77.0.1", 24
 FREEZE_S = 0.2
@@ -134,16 +133,10 @@ def dais(data_dir: Path, port: int) -> Iterator[DaisServer]:
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/api/events", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Dais did not start:\n{(data_dir / 'server.log').read_text()}")
-            time.sleep(0.1)
+        try:
+            wait_until_serving(base_url, process, 30)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"{error}:\n{(data_dir / 'server.log').read_text()}") from error
         yield DaisServer(base_url=base_url, settings=settings)
     finally:
         process.terminate()

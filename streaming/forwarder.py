@@ -864,6 +864,10 @@ class ViewerSlot:
         source = self.source
         if source is None or len(source.layers) == 1 or source.closed:
             return
+        if self.munger.waiting_for_start and hooks.sendable(self.sender):
+            # Still no keyframe to start from: ask again (a lost request must not leave the
+            # viewer black; a layer has few viewers to ask for one in passing).
+            source.request_keyframe()
         target = source.layers[self._choose(source)]
         if target is source:
             if self._switch_to is not None:  # the link recovered before the switch was made

@@ -8,6 +8,8 @@ import asyncio
 import itertools
 import json
 import socket
+import sqlite3
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ import pytest
 import uvicorn
 import websockets
 from redis.asyncio import Redis
+from sqlalchemy import Executable
+from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection
 
 from app.agenda.models import Session
@@ -334,3 +338,40 @@ async def redis() -> AsyncIterator[Redis]:
     client = Redis.from_url(REDIS_URL, decode_responses=True)
     yield client
     await client.aclose()
+
+
+async def hold_for_a_while(
+    database_url: str, postgres: Executable, seconds: float = 1.0
+) -> asyncio.Task[None]:
+    """Another program holds what the server's next write needs for `seconds`: on SQLite the
+    file's write lock (`BEGIN IMMEDIATE`), on PostgreSQL what `postgres` locks in another
+    process's transaction. Returns once it is held; the task ends when it lets go."""
+    held = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def hold_the_file() -> None:
+        other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            loop.call_soon_threadsafe(held.set)
+            time.sleep(seconds)
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    async def hold_in_postgres() -> None:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.begin() as other:
+                await other.execute(postgres)
+                held.set()
+                await asyncio.sleep(seconds)
+        finally:
+            await engine.dispose()
+
+    if database_url.startswith("sqlite"):
+        holder = asyncio.create_task(asyncio.to_thread(hold_the_file))
+    else:
+        holder = asyncio.create_task(hold_in_postgres())
+    await held.wait()
+    return holder

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import time
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
@@ -13,11 +11,10 @@ import httpx
 import pytest
 import websockets
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import make_engine, make_sessionmaker
 from chat.models import AuditEntry
-from tests.chat.conftest import Live, Server, World
+from tests.chat.conftest import Live, Server, World, hold_for_a_while
 from tests.conftest import REDIS_URL
 from tests.serving import dais_server
 
@@ -160,34 +157,7 @@ async def test_a_chairs_action_under_way_when_their_access_is_withdrawn_is_finis
     done: the stage is ended and the end is in the audit log, not cut off halfway through its
     transaction (the stage ended, nothing recorded), and the server logs no error."""
     chair = await Live.join(server, world.session_id, world.chair)
-    held = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def hold_the_file() -> None:
-        other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            loop.call_soon_threadsafe(held.set)
-            time.sleep(1.0)
-            other.execute("COMMIT")
-        finally:
-            other.close()
-
-    async def hold_the_audit_log() -> None:
-        engine = create_async_engine(database_url)
-        try:
-            async with engine.begin() as other:
-                await other.execute(text("LOCK TABLE live_audit IN EXCLUSIVE MODE"))
-                held.set()
-                await asyncio.sleep(1.0)
-        finally:
-            await engine.dispose()
-
-    if database_url.startswith("sqlite"):
-        holder = asyncio.create_task(asyncio.to_thread(hold_the_file))
-    else:
-        holder = asyncio.create_task(hold_the_audit_log())
-    await held.wait()
+    holder = await hold_for_a_while(database_url, text("LOCK TABLE live_audit IN EXCLUSIVE MODE"))
     caplog.set_level(logging.WARNING)
     await chair.send("session.end")
     await asyncio.sleep(0.3)  # the end waits for the table

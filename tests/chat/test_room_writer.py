@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-import time
 from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
@@ -16,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import make_engine, make_sessionmaker, new_id, utcnow
 from app.errors import Conflict
 from chat.models import Message, Question, QuestionVote, Room, RoomEvent
 from chat.service import position_cursor
-from tests.chat.conftest import Live, Server, ServerFactory, World
+from tests.chat.conftest import Live, Server, ServerFactory, World, hold_for_a_while
 from tests.serving import dais_server
 
 CHATTY = {"chat": (10_000, 600_000.0), "vote": (10_000, 600_000.0)}
@@ -322,38 +319,11 @@ async def test_a_writer_waiting_for_the_files_write_lock_does_not_stop_the_serve
     bea = await Live.join(server, world.session_id, world.attendees[1])
     await ada.ok("chat.send", text="before the lock", key=key("lock", 0))
 
-    held = asyncio.Event()
+    holder = await hold_for_a_while(
+        database_url,
+        select(Room.session_id).where(Room.session_id == world.session_id).with_for_update(),
+    )
     loop = asyncio.get_running_loop()
-
-    def hold_the_file() -> None:
-        other = sqlite3.connect(database_url.split("///", 1)[1], isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            loop.call_soon_threadsafe(held.set)
-            time.sleep(1.0)
-            other.execute("COMMIT")
-        finally:
-            other.close()
-
-    async def hold_the_room_row() -> None:
-        engine = create_async_engine(database_url)
-        try:
-            async with engine.begin() as other:
-                await other.execute(
-                    select(Room.session_id)
-                    .where(Room.session_id == world.session_id)
-                    .with_for_update()
-                )
-                held.set()
-                await asyncio.sleep(1.0)
-        finally:
-            await engine.dispose()
-
-    if database_url.startswith("sqlite"):
-        holder = asyncio.create_task(asyncio.to_thread(hold_the_file))
-    else:
-        holder = asyncio.create_task(hold_the_room_row())
-    await held.wait()
     longest_gap = 0.0
 
     async def tick() -> None:

@@ -19,6 +19,7 @@ import av
 from aioice import stun
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from streaming import MediaServer
 
@@ -302,6 +303,29 @@ def tap(viewer: Viewer, mid: str) -> list[Any]:
 
             receiver._handle_rtp_packet = handle
     return received
+
+
+async def say_link(viewer: Viewer, slot: Any, link_bps: int) -> None:
+    """The viewer's browser says its link carries `link_bps` (REMB) for the server's viewer
+    `slot`'s stream, and from now on sends no estimate of its own (aiortc's wanders)."""
+    (transceiver,) = [t for t in viewer.pc.getTransceivers() if t.mid == slot.transceiver.mid]
+    receiver = transceiver.receiver
+    send_rtcp = getattr(receiver, "_dais_send_rtcp", receiver._send_rtcp)
+    receiver._dais_send_rtcp = send_rtcp
+
+    async def no_remb_but_ours(packet: Any) -> None:
+        if not (isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP):
+            await send_rtcp(packet)
+
+    receiver._send_rtcp = no_remb_but_ours
+    await send_rtcp(
+        RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP,
+            ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
+            media_ssrc=0,
+            fci=pack_remb_fci(link_bps, [slot.ssrc]),
+        )
+    )
 
 
 async def no_rtcp(packet: Any) -> None:

@@ -13,10 +13,8 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
-from media_clients import Conference, Viewer, eventually, tap
+from media_clients import Conference, Viewer, eventually, say_link, tap
 
 from streaming.peers import ViewingPeer
 from streaming.retransmit import BUDGET_SHARE, BURST_S
@@ -124,22 +122,8 @@ async def test_a_viewer_nacking_everything_gets_only_what_helps_within_its_budge
 
     (transceiver,) = [t for t in viewer.pc.getTransceivers() if t.mid == video["mid"]]
     receiver = transceiver.receiver
-    send_rtcp = receiver._send_rtcp
-
-    async def no_remb_but_ours(packet: Any) -> None:
-        if not (isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP):
-            await send_rtcp(packet)
-
-    receiver._send_rtcp = no_remb_but_ours
     link_bps = 300_000
-    await send_rtcp(
-        RtcpPsfbPacket(
-            fmt=RTCP_PSFB_APP,
-            ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
-            media_ssrc=0,
-            fci=pack_remb_fci(link_bps, [slot.ssrc]),
-        )
-    )
+    await say_link(viewer, slot, link_bps)
     await eventually(lambda: slot.estimate_bps == link_bps, 5, "our REMB")
 
     await asyncio.sleep(2.0)

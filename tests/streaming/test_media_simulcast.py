@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
-from media_clients import Conference, SimulcastPublisher, Viewer, eventually, tap
+from media_clients import Conference, SimulcastPublisher, Viewer, eventually, say_link, tap
 
 from streaming.forwarder import PublishedTrack, ViewerSlot
 from streaming.peers import PublishingPeer, ViewingPeer
@@ -30,28 +28,6 @@ def video_slot(conference: Conference, viewer: Viewer) -> ViewerSlot:
     )
     (slot,) = [s for s in peer.slots if s.kind == "video" and s.key is not None]
     return slot
-
-
-async def say_link(viewer: Viewer, slot: ViewerSlot, link_bps: int) -> None:
-    """The viewer's browser says its link carries `link_bps` (REMB), and nothing else does."""
-    (transceiver,) = [t for t in viewer.pc.getTransceivers() if t.mid == slot.transceiver.mid]
-    receiver = transceiver.receiver
-    send_rtcp = getattr(receiver, "_dais_send_rtcp", receiver._send_rtcp)
-    receiver._dais_send_rtcp = send_rtcp
-
-    async def no_remb_but_ours(packet: Any) -> None:
-        if not (isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP):
-            await send_rtcp(packet)
-
-    receiver._send_rtcp = no_remb_but_ours
-    await send_rtcp(
-        RtcpPsfbPacket(
-            fmt=RTCP_PSFB_APP,
-            ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
-            media_ssrc=0,
-            fci=pack_remb_fci(link_bps, [slot.ssrc]),
-        )
-    )
 
 
 async def test_three_layers_are_received_and_an_unimpaired_viewer_gets_the_top_one(
