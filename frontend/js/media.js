@@ -14,6 +14,7 @@ const E = PROTOCOL.events;
 // that cannot (or a camera too small for three) sends fewer; the server takes what comes.
 // How often an attendee's page asks which layer it gets (for the "Low bandwidth" label).
 const QUALITY_EVERY_MS = 4000;
+const QUALITY_IDLE_MS = 8000;
 const CAMERA_LAYERS = [
   { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 200000 },
   { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 600000 },
@@ -246,11 +247,12 @@ export class Viewer extends EventTarget {
         this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
       });
       await this.accept(offer, generation);
-      this.askQuality(generation);
     });
   }
 
-  // Ask which layer of each video this page gets, now and every QUALITY_EVERY_MS while watching.
+  // Ask which layer of each video this page gets, now and every QUALITY_EVERY_MS while watching
+  // (every QUALITY_IDLE_MS while no video comes in layers: a stage of one-layer videos, or one
+  // whose layers have not started yet), and again after each new offer.
   askQuality(generation) {
     clearTimeout(this.qualityTimer);
     if (generation !== this.generation || !this.pc) return;
@@ -258,6 +260,10 @@ export class Viewer extends EventTarget {
     if (this.audioOnly || !this.layout.some((t) => t.kind === "video")) return;
     this.live.send(A.mediaQuality, {}).then(({ videos }) => {
       if (generation !== this.generation) return;
+      if (!videos.length) {
+        clearTimeout(this.qualityTimer);
+        this.qualityTimer = setTimeout(() => this.askQuality(generation), QUALITY_IDLE_MS);
+      }
       const next = new Map(videos.map((v) => [v.mid, v]));
       const key = (map) => JSON.stringify([...map].map(([mid, v]) => [mid, v.layer, v.layers, v.reduced]));
       if (key(next) === key(this.quality)) return;
@@ -287,6 +293,7 @@ export class Viewer extends EventTarget {
     this.layout = tracks || [];
     this.emit();
     await this.live.send(A.mediaAnswer, { peer_id: peerId, sdp: pc.localDescription.sdp });
+    this.askQuality(generation);
   }
 
   // What is being received now: one entry per labelled m-line with its track.
