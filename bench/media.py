@@ -920,6 +920,7 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
 
     from aiortc.rtcdtlstransport import State
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from media_clients import StandInSource
     from pylibsrtp import Policy, Session
 
     from streaming.forwarder import NativeViewers, ViewerSlot, fan_out
@@ -934,31 +935,7 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
 
     vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 
-    class Source:
-        def __init__(self, native: NativeViewers | None) -> None:
-            self.native = native
-
-        rid = None
-
-        @property
-        def main(self) -> Any:
-            return self
-
-        @property
-        def layers(self) -> list[Any]:
-            return [self]
-
-        def codec(self, payload_type: int) -> Any:
-            return vp8
-
-        def add_slot(self, slot: Any) -> None: ...
-
-        def request_keyframe(self) -> None: ...
-
-        def join_native(self, slot: Any, parameters: Any) -> bool:
-            return self.native is not None and self.native.join(slot, parameters)
-
-    def make_slots(source: Source) -> list[Any]:
+    def make_slots(source: StandInSource) -> list[Any]:
         slots = []
         for index in range(count):
             pair = Fake(protocol=Fake(transport=transport), remote_addr=receiver.getsockname())
@@ -1029,11 +1006,11 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
     native = NativeViewers.create()
     results: dict[str, float] = {}
     if native is not None:
-        steady = make_slots(Source(native))
+        steady = make_slots(StandInSource(native, codec=vp8))
         run(steady[:0] + steady, native)  # the first packet takes each slot onto the C fan-out
         assert len(native.slots) == count, "the slots did not join the C fan-out"
         results["native"] = run(steady, native)
-    slots = make_slots(Source(None))
+    slots = make_slots(StandInSource(None, codec=vp8))
     results["full"] = run(slots)
     for slot in slots:
         slot._output._sendto = lambda data, address: None

@@ -12,6 +12,7 @@ import pathlib
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import aioice.ice
@@ -572,3 +573,37 @@ class SimulcastPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.pc.close()
+
+
+class StandInSource:
+    """What a ViewerSlot needs of its PublishedTrack, for slots fed by hand (tests and
+    bench/media.py): one layer, one codec (VP8 unless given), the C fan-out `native` if any."""
+
+    rid = None
+
+    def __init__(self, native: Any = None, *, codec: Any = None) -> None:
+        self.native = native
+        self._codec = codec or SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
+
+    @property
+    def main(self) -> Any:
+        return self
+
+    @property
+    def layers(self) -> list[Any]:
+        return [self]
+
+    def codec(self, payload_type: int) -> Any:
+        return self._codec
+
+    def add_slot(self, slot: Any) -> None: ...
+
+    def remove_slot(self, slot: Any) -> None: ...
+
+    def request_keyframe(self) -> None: ...
+
+    def join_native(self, slot: Any, parameters: Any) -> bool:
+        return self.native is not None and bool(self.native.join(slot, parameters))
+
+    def native_counters(self, slot: Any) -> Any:
+        return self.native.counters(slot) if self.native is not None else None

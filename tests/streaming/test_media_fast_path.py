@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import uvloop
 from aiortc.rtcdtlstransport import State
-from media_clients import Conference, Viewer, eventually, no_rtcp, tap
+from media_clients import Conference, StandInSource, Viewer, eventually, no_rtcp, tap
 from pylibsrtp import Policy, Session
 
 from streaming import aiortc_hooks, forwarder, munger
@@ -257,24 +257,6 @@ def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
         lambda self, data, batch: batch.append((lambda d, a: sent.append(d), data, None)) or True,
     )
 
-    class Source:
-        rid = None
-
-        @property
-        def main(self) -> Any:
-            return self
-
-        @property
-        def layers(self) -> list[Any]:
-            return [self]
-
-        def codec(self, payload_type: int) -> Any:
-            return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
-
-        def add_slot(self, slot: Any) -> None: ...
-
-        def request_keyframe(self) -> None: ...
-
     slots = []
     for index, mid in enumerate(["1", "1", "7"]):
         transceiver = SimpleNamespace(
@@ -293,7 +275,7 @@ def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
         )
         slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
         slot.reserve(("speaker", "camera"), "t", "s")
-        slot.set_source(Source())  # type: ignore[arg-type]
+        slot.set_source(StandInSource(None))  # type: ignore[arg-type]
         slot.mark_negotiated()
         slots.append(slot)
 
@@ -314,38 +296,6 @@ def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
 
 
 # --- the C fan-out against stand-ins: the same bytes as the Python path, and its safety checks ---
-
-
-class StandInSource:
-    """What a ViewerSlot needs of its PublishedTrack."""
-
-    def __init__(self, native: NativeViewers | None) -> None:
-        self.native = native
-
-    rid = None
-
-    @property
-    def main(self) -> Any:
-        return self
-
-    @property
-    def layers(self) -> list[Any]:
-        return [self]
-
-    def codec(self, payload_type: int) -> Any:
-        return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
-
-    def add_slot(self, slot: Any) -> None: ...
-
-    def remove_slot(self, slot: Any) -> None: ...
-
-    def request_keyframe(self) -> None: ...
-
-    def join_native(self, slot: Any, parameters: Any) -> bool:
-        return self.native is not None and self.native.join(slot, parameters)
-
-    def native_counters(self, slot: Any) -> Any:
-        return self.native.counters(slot) if self.native is not None else None
 
 
 def stand_in_slot(
