@@ -217,6 +217,10 @@ async def main(args: argparse.Namespace, server: DaisServer, links: list[Link]) 
             name: (await page.evaluate("window.__frames"), await page.evaluate("window.__layers"))
             for name, page in pages.items()
         }
+        # What the slowest attendee sees (its tile says the picture is reduced).
+        shot = ROOT / "tests" / "artifacts" / "attendee-reduced-quality.png"
+        shot.parent.mkdir(exist_ok=True)
+        await pages[f"{links[-1].cap_kbps} kbit/s"].screenshot(path=shot)
         for browser in (here, *behind):
             await browser.close()
     top_width = max((width for _, width in seen["unimpaired"][0]), default=0)
