@@ -13,7 +13,8 @@ For each attendee, from its page (`requestVideoFrameCallback` on the stage's vid
 the page is told it gets (`data-layer`, from `media.quality`): the time from its first picture
 to its first picture of a lower layer than the unimpaired attendee's (`switch_s`: 0 when it
 starts lower), its longest and total freezes in the window after `--settle` (no new frame for
-more than 200 ms), the frames per second at the unimpaired attendee,
+more than 200 ms), the frames per second of the top layer (its picture size) at the unimpaired
+attendee,
 and what the server offered each capped attendee's link beyond its cap (`tc -s`: bytes sent plus
 packets dropped at the cap, in kbit/s over the window). The last line is the 600 kbit/s
 attendee's: `cap_kbps=600 switch_s=N freeze_max_ms=N freeze_total_s=N top_layer_fps=N
@@ -30,6 +31,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -171,11 +173,15 @@ WATCH = """() => {
 }"""
 
 
-def freezes(frames: list[tuple[float, int]], start: float, end: float) -> tuple[float, float]:
-    """(longest, total) stretch in [start, end] with no new frame for more than FREEZE_S."""
+def freezes(
+    frames: list[tuple[float, int]], start: float, end: float
+) -> tuple[float, float, float]:
+    """(longest, total) stretch in [start, end] with no new frame for more than FREEZE_S, and
+    when (from `start`) the longest began."""
     times = [start] + [t for t, _ in frames if start <= t <= end] + [end]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    return max(gaps), sum(g for g in gaps if g > FREEZE_S)
+    gaps = [(b - a, a - start) for a, b in zip(times, times[1:], strict=False)]
+    longest, at = max(gaps)
+    return longest, sum(g for g, _ in gaps if g > FREEZE_S), at
 
 
 async def main(args: argparse.Namespace, server: DaisServer, links: list[Link]) -> None:
@@ -211,6 +217,7 @@ async def main(args: argparse.Namespace, server: DaisServer, links: list[Link]) 
         await asyncio.sleep(args.settle)
         before = {link.name: tc_counts(link) for link in links}
         window_start = {name: await page.evaluate(NOW) for name, page in pages.items()}
+        print(f"window from {time.monotonic():.2f} (server clock)", flush=True)
         await asyncio.sleep(args.seconds)
         after = {link.name: tc_counts(link) for link in links}
         seen = {
@@ -227,17 +234,34 @@ async def main(args: argparse.Namespace, server: DaisServer, links: list[Link]) 
     results: dict[str, dict[str, Any]] = {}
     for name, (frames, layers) in seen.items():
         end = window_start[name] + args.seconds
-        longest, total = freezes(frames, window_start[name], end)
+        longest, total, longest_at = freezes(frames, window_start[name], end)
+        in_window = [t for t, _ in frames if window_start[name] <= t <= end]
         shown = [t for t, _ in frames if t >= live_at[name]]
         lower = [t for t, width in frames if t >= live_at[name] and width < top_width]
-        in_window = [t for t, _ in frames if window_start[name] <= t <= end]
         results[name] = {
             "first_picture_s": round(shown[0] - live_at[name], 2) if shown else None,
             # From its first picture to its first of a lower layer than the top.
             "switch_s": round(lower[0] - shown[0], 2) if lower else None,
             "freeze_max_ms": round(longest * 1000),
             "freeze_total_s": round(total, 2),
+            "longest_freeze_at_s": round(longest_at, 1),
+            "freezes_at_s": [
+                (round(a - window_start[name], 1), round(b - a, 2))
+                for a, b in zip(in_window, in_window[1:], strict=False)
+                if b - a > 0.3
+            ],
             "fps": round(len(in_window) / args.seconds, 1),
+            # Frames of the top layer's size only (a viewer that dipped to a lower layer shows
+            # as many frames, of a smaller picture).
+            "top_layer_fps": round(
+                sum(
+                    1
+                    for t, width in frames
+                    if window_start[name] <= t <= end and width == top_width
+                )
+                / args.seconds,
+                1,
+            ),
             "layers told": [layer for _, layer in layers if layer],
             "widths": sorted({width for t, width in frames if window_start[name] <= t <= end}),
         }
@@ -255,7 +279,7 @@ async def main(args: argparse.Namespace, server: DaisServer, links: list[Link]) 
     print(
         f"cap_kbps=600 switch_s={switch:.1f} freeze_max_ms={capped['freeze_max_ms']}"
         f" freeze_total_s={capped['freeze_total_s']:.1f}"
-        f" top_layer_fps={results['unimpaired']['fps']:.1f}"
+        f" top_layer_fps={results['unimpaired']['top_layer_fps']:.1f}"
         f" egress_over_cap={capped['egress_over_cap']}"
     )
 

@@ -53,6 +53,8 @@ typedef struct {
     uint32_t ssrc;
     uint32_t ts_offset;
     uint16_t seq_offset;
+    uint16_t picture_id_offset; /* VP8 picture id and TL0PICIDX offsets (0, 0: as received) */
+    uint8_t tl0_offset;
     uint8_t payload_type;
     Py_ssize_t layout;   /* index into the templates passed to send() */
     uint16_t last_seq;
@@ -235,20 +237,21 @@ static int reserve(Fanout *self, Py_ssize_t wanted) {
 
 PyDoc_STRVAR(add_doc,
 "add(slot, sender, dtls, nominated, pair, session, context, fd, host, port, ssrc, payload_type,\n"
-"    seq_offset, ts_offset, layout, packets, octets, last_seq, last_ts) -> bool\n\n"
+"    seq_offset, ts_offset, picture_id_offset, tl0_offset, layout, packets, octets, last_seq,\n"
+"    last_ts) -> bool\n\n"
 "Start sending to `slot` (replacing any target it had). False if `host` is not a numeric address.");
 
 static PyObject *Fanout_add(Fanout *self, PyObject *args) {
     PyObject *slot, *sender, *dtls, *nominated, *pair, *session;
     unsigned long long context, packets, octets;
-    int fd, port, payload_type;
+    int fd, port, payload_type, picture_id_offset, tl0_offset;
     const char *host;
     unsigned long ssrc, seq_offset, ts_offset, last_seq, last_ts;
     Py_ssize_t layout;
-    if (!PyArg_ParseTuple(args, "OOOO!OOKisikikknKKkk:add", &slot, &sender, &dtls, &PyDict_Type,
-                          &nominated, &pair, &session, &context, &fd, &host, &port, &ssrc,
-                          &payload_type, &seq_offset, &ts_offset, &layout, &packets, &octets,
-                          &last_seq, &last_ts)) {
+    if (!PyArg_ParseTuple(args, "OOOO!OOKisikikkiinKKkk:add", &slot, &sender, &dtls,
+                          &PyDict_Type, &nominated, &pair, &session, &context, &fd, &host, &port,
+                          &ssrc, &payload_type, &seq_offset, &ts_offset, &picture_id_offset,
+                          &tl0_offset, &layout, &packets, &octets, &last_seq, &last_ts)) {
         return NULL;
     }
     if (refuse_if_busy(self) < 0) return NULL;
@@ -269,6 +272,8 @@ static PyObject *Fanout_add(Fanout *self, PyObject *args) {
     target.payload_type = (uint8_t)payload_type;
     target.seq_offset = (uint16_t)seq_offset;
     target.ts_offset = (uint32_t)ts_offset;
+    target.picture_id_offset = (uint16_t)picture_id_offset;
+    target.tl0_offset = (uint8_t)tl0_offset;
     target.layout = layout;
     target.packets = packets;
     target.octets = octets;
@@ -377,22 +382,34 @@ typedef struct {
 #define MAX_TEMPLATES 16
 
 PyDoc_STRVAR(send_doc,
-"send(sequence_number, timestamp, ntp_time, size, templates) -> list | None\n\n"
+"send(sequence_number, timestamp, ntp_time, size, templates, picture_id_length, picture_id,\n"
+"     tl0_position, tl0) -> list | None\n\n"
 "Rewrite, protect and send one packet to every target. `templates[i]` is (first byte, marker\n"
 "bit, everything after the SSRC) for the targets with layout i; `size` is the payload's length\n"
-"(for the octet counters). Returns None, or [(slot, counters)] for targets dropped because\n"
-"their transport changed or closed.");
+"(for the octet counters). A VP8 payload's picture id (1 or 2 bytes from its third byte; length\n"
+"0: none) and TL0PICIDX (at `tl0_position`, -1: none) are rewritten by each target's offsets.\n"
+"Returns None, or [(slot, counters)] for targets dropped because their transport changed or\n"
+"closed.");
 
 static PyObject *Fanout_send(Fanout *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "send() takes 5 arguments");
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "send() takes 9 arguments");
         return NULL;
     }
     unsigned long sequence_number = PyLong_AsUnsignedLong(args[0]);
     unsigned long timestamp = PyLong_AsUnsignedLong(args[1]);
     PyObject *ntp_time = args[2];
     unsigned long long size = PyLong_AsUnsignedLongLong(args[3]);
+    long picture_id_length = PyLong_AsLong(args[5]);
+    long picture_id = PyLong_AsLong(args[6]);
+    long tl0_position = PyLong_AsLong(args[7]);
+    long tl0 = PyLong_AsLong(args[8]);
     if (PyErr_Occurred()) return NULL;
+    if (picture_id_length < 0 || picture_id_length > 2 || tl0_position >= (long)size ||
+        (picture_id_length > 0 && (unsigned long long)(2 + picture_id_length) > size)) {
+        PyErr_SetString(PyExc_ValueError, "the VP8 picture id or TL0PICIDX is outside the payload");
+        return NULL;
+    }
     PyObject *sequence = PySequence_Fast(args[4], "templates must be a sequence");
     if (sequence == NULL) return NULL;
     Py_ssize_t layouts = PySequence_Fast_GET_SIZE(sequence);
@@ -449,6 +466,18 @@ static PyObject *Fanout_send(Fanout *self, PyObject *const *args, Py_ssize_t nar
         out[10] = (uint8_t)(t->ssrc >> 8);
         out[11] = (uint8_t)t->ssrc;
         memcpy(out + 12, template->rest, (size_t)template->rest_length);
+        if (picture_id_length > 0 && (t->picture_id_offset || t->tl0_offset) &&
+            (unsigned long long)template->rest_length >= size) {
+            unsigned char *payload = out + 12 + template->rest_length - size;
+            if (picture_id_length == 2) {
+                uint16_t id = (uint16_t)((picture_id + t->picture_id_offset) & 0x7FFF);
+                payload[2] = (uint8_t)(0x80 | (id >> 8));
+                payload[3] = (uint8_t)id;
+            } else {
+                payload[2] = (uint8_t)((picture_id + t->picture_id_offset) & 0x7F);
+            }
+            if (tl0_position >= 0) payload[tl0_position] = (uint8_t)(tl0 + t->tl0_offset);
+        }
         int protected_length = (int)length;
         if (self->protect(t->context, out, &protected_length) != 0) continue;
         t->length = protected_length;

@@ -31,6 +31,8 @@ class Fanout:
         payload_type: int,
         seq_offset: int,
         ts_offset: int,
+        picture_id_offset: int,
+        tl0_offset: int,
         layout: int,
         packets: int,
         octets: int,
@@ -48,5 +50,9 @@ class Fanout:
         ntp_time: int,
         size: int,
         templates: Sequence[tuple[int, int, bytes]],
+        picture_id_length: int,
+        picture_id: int,
+        tl0_position: int,
+        tl0: int,
         /,
     ) -> list[tuple[Any, Counters]] | None: ...

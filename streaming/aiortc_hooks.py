@@ -52,6 +52,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -69,7 +70,15 @@ from aiortc.rtcpeerconnection import add_transport_description, is_codec_compati
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, unpack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 from aiortc.sdp import SessionDescription
 
 logger = logging.getLogger(__name__)
@@ -92,6 +101,9 @@ __all__ = [
     "compatible_payload_type",
     "hook_receiver",
     "hook_sender",
+    "fresh_sender_reports",
+    "send_sender_report",
+    "ntp_time_now",
     "ice_connection",
     "load_srtp_binding",
     "name_sender_track",
@@ -104,6 +116,7 @@ __all__ = [
     "restart_jitter_buffer",
     "route_by_mid",
     "server_peer_connection",
+    "rtx_stream",
     "sendable",
     "sender_rtt",
     "sender_ssrc",
@@ -312,6 +325,10 @@ def source_diagnostics() -> list[str]:
     for name in ("_check_list_maybe_complete", "_find_pair", "close"):
         expect(hasattr(connection, name), f"aioice.Connection.{name}")
 
+    sender_init = _source(RTCRtpSender.__init__)
+    for name in ("__lsr", "__lsr_time", "__rtx_payload_type", "_rtx_ssrc"):
+        expect(_assigns(sender_init, name), f"RTCRtpSender.{name}")
+
     transceiver_init = _source(RTCRtpTransceiver.__init__)
     expect("self._codecs" in transceiver_init, "RTCRtpTransceiver._codecs")
     expect("self._headerExtensions" in transceiver_init, "RTCRtpTransceiver._headerExtensions")
@@ -324,7 +341,7 @@ def missing_attributes() -> list[str]:
     problems: list[str] = []
     for owner, names in (
         (RTCRtpReceiver, ("_handle_rtp_packet", "_send_rtcp_pli")),
-        (RTCRtpSender, ("_handle_rtcp_packet", "_send_keyframe", "_retransmit")),
+        (RTCRtpSender, ("_handle_rtcp_packet", "_send_keyframe", "_retransmit", "_send_rtcp")),
         (RTCPeerConnection, ("_RTCPeerConnection__createDtlsTransport",)),
     ):
         problems += [f"{owner.__name__}.{name}" for name in names if not hasattr(owner, name)]
@@ -662,9 +679,12 @@ def hook_sender(
     on_keyframe_request: Callable[[], None],
     on_nack: Callable[[int], None],
     on_estimate: Callable[[int], None] | None = None,
+    on_round_trip: Callable[[float], None] | None = None,
 ) -> None:
     """Send a viewer's PLI/FIR to `on_keyframe_request`, its NACKed sequence numbers to
-    `on_nack`, and the bitrate its REMB gives for this sender's stream to `on_estimate`."""
+    `on_nack`, the bitrate its REMB gives for this sender's stream to `on_estimate`, and each
+    round trip its receiver reports give (seconds; aiortc keeps only a smoothed one, which
+    hides a queue growing) to `on_round_trip`."""
 
     async def retransmit(sequence_number: int) -> None:
         on_nack(sequence_number)
@@ -684,9 +704,74 @@ def hook_sender(
             else:
                 if sender._ssrc in ssrcs:
                     on_estimate(bitrate)
+        elif on_round_trip is not None and isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            # Any of the last few Sender Reports (`fresh_sender_reports` keeps their times):
+            # while a queue holds the latest one, the viewer's reports name an earlier one.
+            sent = getattr(sender, "_dais_reports_sent", None) or {
+                sender._RTCRtpSender__lsr: sender._RTCRtpSender__lsr_time  # type: ignore[attr-defined]
+            }
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc and report.dlsr and report.lsr in sent:
+                    on_round_trip(time.time() - sent[report.lsr] - report.dlsr / 65536)
         await handle(packet)
 
     sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+
+
+def fresh_sender_reports(sender: RTCRtpSender, clock_rate: int) -> None:
+    """Make each Sender Report the sender sends say the time it is sent, with the RTP timestamp
+    of that instant (extrapolated at `clock_rate` from the packet `note_sent` last gave).
+
+    `note_sent` gives the NTP time of a packet every 32 packets, and aiortc reports that as is,
+    so a slow stream sent two or three reports with one NTP time: the receiver's reports then
+    named a report that could be either, and their round trips came out 0.6 s too long or
+    negative. With each report's own time they are exact (streaming/link_estimate.py reads
+    them to see a viewer's queue grow)."""
+    send = sender._send_rtcp
+    # The last reports' middle 32 bits of NTP time -> when each was sent (hook_sender reads it).
+    reports_sent: dict[int, float] = {}
+    sender._dais_reports_sent = reports_sent  # type: ignore[attr-defined]
+
+    async def send_rtcp(packets: list[Any]) -> None:
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == sender._ssrc:
+                info = packet.sender_info
+                now = ntp_time_now()
+                ticks = ((now - info.ntp_timestamp) & 0xFFFFFFFFFFFFFFFF) * clock_rate >> 32
+                if ticks < clock_rate * 60:  # a last packet of over a minute ago: as it was
+                    info.rtp_timestamp = (info.rtp_timestamp + ticks) & 0xFFFFFFFF
+                    info.ntp_timestamp = now
+                    lsr = (now >> 16) & 0xFFFFFFFF
+                    sender._RTCRtpSender__lsr = lsr  # type: ignore[attr-defined]
+                    sender._RTCRtpSender__lsr_time = reports_sent[lsr] = time.time()  # type: ignore[attr-defined]
+                    if len(reports_sent) > 8:
+                        del reports_sent[next(iter(reports_sent))]
+        await send(packets)
+
+    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
+
+
+def send_sender_report(sender: RTCRtpSender) -> asyncio.Task[None]:
+    """Send a Sender Report now, beside aiortc's own (one every 0.5-1.5 s): a probe wants a
+    round trip more often than that (streaming/link_estimate.py). The caller keeps the task."""
+    report = RtcpSrPacket(
+        ssrc=sender._ssrc,
+        sender_info=RtcpSenderInfo(
+            ntp_timestamp=sender._RTCRtpSender__ntp_timestamp,  # type: ignore[attr-defined]
+            rtp_timestamp=sender._RTCRtpSender__rtp_timestamp,  # type: ignore[attr-defined]
+            packet_count=sender._RTCRtpSender__packet_count & 0xFFFFFFFF,  # type: ignore[attr-defined]
+            octet_count=sender._RTCRtpSender__octet_count & 0xFFFFFFFF,  # type: ignore[attr-defined]
+        ),
+    )
+    return asyncio.get_running_loop().create_task(sender._send_rtcp([report]))
+
+
+def ntp_time_now() -> int:
+    """Now as a 64-bit NTP timestamp (RFC 3550 section 4)."""
+    return int((time.time() + _NTP_EPOCH_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+
+
+_NTP_EPOCH_OFFSET = 2208988800
 
 
 def ask_for_opus_fec(transceiver: RTCRtpTransceiver) -> None:
@@ -716,6 +801,13 @@ def compatible_payload_type(transceiver: RTCRtpTransceiver, codec: RTCRtpCodecPa
         if is_codec_compatible(candidate, codec) and candidate.payloadType is not None:
             return candidate.payloadType
     return -1
+
+
+def rtx_stream(sender: RTCRtpSender) -> tuple[int, int] | None:
+    """The SSRC and payload type of the retransmission stream (RFC 4588) the viewer negotiated
+    for this sender (None: it negotiated none)."""
+    payload_type: int | None = sender._RTCRtpSender__rtx_payload_type  # type: ignore[attr-defined]
+    return None if payload_type is None else (sender._rtx_ssrc, payload_type)
 
 
 def sendable(sender: RTCRtpSender) -> bool:

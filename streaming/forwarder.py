@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,11 +40,19 @@ from .header_layout import (
     HeaderLayout,
     layout_id,
     negotiated_layout,
+    probe_packet,
 )
+from .link_estimate import LOSS_WINDOW_S, PROBE_MAX_S, REPORT_INTERVAL_S, ViewerLink
 from .munger import RtpMunger
-from .payloads import keyframe_detector, vp8_keyframe_size
+from .payloads import (
+    Vp8Descriptor,
+    keyframe_detector,
+    vp8_descriptor,
+    vp8_keyframe_size,
+    vp8_rewrite,
+)
 from .retransmit import Retransmissions
-from .simulcast import LayerChoice
+from .simulcast import UP_SHARE, LayerChoice
 
 try:
     from . import _fanout
@@ -52,20 +61,30 @@ except ImportError:  # built without a C compiler: the Python path does the same
 
 logger = logging.getLogger(__name__)
 
-KEYFRAME_REQUEST_INTERVAL = 1.0  # seconds: at most one PLI per second goes up to a publisher
+# At most one PLI per layer this often goes up to a publisher (a viewer switching layers waits
+# for the next: at a second, a switch sometimes waited a second for it).
+KEYFRAME_REQUEST_INTERVAL = 0.5
+# Between requests for different layers of one publisher's video, at least this long: a browser
+# answers a request with a keyframe on every layer, and ignores another within 300 ms of it
+# (libwebrtc's minimum keyframe send interval), which left a viewer waiting seconds to switch.
+PUBLISHER_REQUEST_SPACING = 0.35
 HISTORY_SIZE = 512  # packets kept per track to answer viewers' NACKs
 # Bytes a packet sent takes beyond its payload (RTP header, extensions, SRTP tag), roughly.
 PACKET_OVERHEAD = 40
 # A stream's rate is measured over windows this long (a viewer's retransmission budget, until
 # it gives its own estimate, is a share of it).
 RATE_WINDOW_S = 1.0
+# A probe (streaming/link_estimate.py) pads a viewer's stream every this many seconds.
+PADDING_INTERVAL_S = 0.02
+PADDING_MAX = 255  # bytes of padding in one packet (its count is one byte)
+NO_VP8 = (0, 0, -1, 0)  # what the C fan-out is given for a packet with no VP8 picture id
+# A viewer's first seconds on a layered video, when round trips tell most (a link too slow for
+# the layer it starts on fills its queue before its browser says anything).
+FIRST_REPORTS_S = 3.0
+PROBE_COPIES_S = 0.5  # a probe sends copies of the packets of this last while
 
 _pack_header = RTP_HEADER.pack
-_NTP_EPOCH_OFFSET = 2208988800
-
-
-def ntp_now() -> int:
-    return int((time.time() + _NTP_EPOCH_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+ntp_now = hooks.ntp_time_now
 
 
 FrameListener = Callable[["PublishedTrack", hooks.JitterFrame], None]
@@ -117,10 +136,17 @@ class PublishedTrack:
         self._payload_type = -1
         self._is_keyframe_start: Callable[[bytes], bool] = lambda payload: True
         self._last_keyframe_request = -KEYFRAME_REQUEST_INTERVAL
+        # The last request to the publisher for any of its layers (on the main track).
+        self._last_publisher_request = -PUBLISHER_REQUEST_SPACING
         self._pending_request: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._native = NativeViewers.create()  # the slots sent to from C (None: no C fan-out)
         self._last_arrival = 0.0
+        self.last_forwarded: ForwardedPacket | None = None
+        self._is_vp8 = False
+        # The picture id and TL0PICIDX of its last VP8 packet (a viewer leaving it goes on from
+        # them on its next source: ViewerSlot.vp8_next).
+        self.last_vp8: Vp8Descriptor | None = None
         # The stream's rate over the last complete window (bits a second, payload and headers).
         self.bitrate_bps = 0.0
         # The same, smoothed over windows (a keyframe makes one window's rate jump): what a
@@ -238,8 +264,12 @@ class PublishedTrack:
             else bytes(((0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F),)),
             self._is_keyframe_start(payload),
             ntp_now(),
+            vp8_descriptor(payload) if self._is_vp8 else None,
         )
+        if forwarded.vp8 is not None:
+            self.last_vp8 = forwarded.vp8
         self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
+        self.last_forwarded = forwarded
         if forwarded.keyframe_start and self.kind == "video":
             size = vp8_keyframe_size(payload) if self.codec_name == "VP8" else None
             if size is not None and size != self.size:
@@ -247,6 +277,9 @@ class PublishedTrack:
                     "%s's %s (layer %s) is %dx%d", self.person_id, self.label, self.rid, *size
                 )
                 self.size = size
+        if forwarded.keyframe_start and self._pending_request is not None:
+            self._pending_request.cancel()  # came anyway (another layer's request brought it)
+            self._pending_request = None
         if self._switching and forwarded.keyframe_start:
             switching, self._switching = self._switching, []
             for slot in switching:
@@ -281,6 +314,7 @@ class PublishedTrack:
         self._payload_type = payload_type
         self.codec_name = codec.name if codec else None
         self._is_keyframe_start = keyframe_detector(self.codec_name or "")
+        self._is_vp8 = self.kind == "video" and self.codec_name == "VP8"
 
     def codec(self, payload_type: int):  # type: ignore[no-untyped-def]
         return hooks.codec_for_payload_type(self.transceiver, payload_type)
@@ -366,7 +400,13 @@ class PublishedTrack:
         if self.kind != "video" or self.closed:
             return
         now = self._loop.time()
-        wait = self._last_keyframe_request + KEYFRAME_REQUEST_INTERVAL - now
+        wait = (
+            max(
+                self._last_keyframe_request + KEYFRAME_REQUEST_INTERVAL,
+                self.main._last_publisher_request + PUBLISHER_REQUEST_SPACING,
+            )
+            - now
+        )
         if wait <= 0:
             self._send_keyframe_request()
         elif self._pending_request is None:
@@ -376,7 +416,7 @@ class PublishedTrack:
         self._pending_request = None
         if self.closed or self.ssrc is None:
             return
-        self._last_keyframe_request = self._loop.time()
+        self._last_keyframe_request = self.main._last_publisher_request = self._loop.time()
         task = self._loop.create_task(hooks.request_keyframe_upstream(self.receiver, self.ssrc))
         task.add_done_callback(_log_task_error)
 
@@ -439,6 +479,7 @@ class NativeParameters:
     payload_type: int
     seq_offset: int
     ts_offset: int
+    vp8_offsets: tuple[int, int]  # picture id, TL0PICIDX
     layout: HeaderLayout
     layout_id: int
     counters: tuple[int, int, int, int]  # packets, octets, last sequence number, last timestamp
@@ -490,6 +531,7 @@ class NativeViewers:
             parameters.payload_type,
             parameters.seq_offset,
             parameters.ts_offset,
+            *parameters.vp8_offsets,
             index,
             packets,
             octets,
@@ -521,8 +563,17 @@ class NativeViewers:
         """Send `packet` to every slot; the slots dropped (transport changed or closed), if any."""
         template = packet.template
         layouts = [template(known, layout) for known, layout in self._layouts]
+        length, picture_id, tl0_position, tl0 = packet.vp8 or NO_VP8
         dropped = self._fanout.send(
-            packet.sequence_number, packet.timestamp, packet.ntp_time, packet.size, layouts
+            packet.sequence_number,
+            packet.timestamp,
+            packet.ntp_time,
+            packet.size,
+            layouts,
+            length,
+            picture_id,
+            tl0_position,
+            tl0,
         )
         if dropped is not None:
             gone = {id(slot) for slot, _ in dropped}
@@ -549,6 +600,22 @@ class ViewerSlot:
     __slots__ = (
         "_native_generation",
         "_switch_to",
+        "_loss_start",
+        "_loss_sent",
+        "_loss_from",
+        "_lost",
+        "_padding",
+        "_padding_bps",
+        "_padding_stamp",
+        "_padding_due",
+        "_rtx_sequence_number",
+        "_report",
+        "_reporting",
+        "_reports_until",
+        "_source_since",
+        "vp8_next",
+        "vp8_offsets",
+        "link",
         "choice",
         "_octets_sent",
         "_output",
@@ -607,7 +674,40 @@ class ViewerSlot:
         # one it moves to at that layer's next keyframe.
         self.choice = LayerChoice()
         self._switch_to: PublishedTrack | None = None
-        hooks.hook_sender(self.sender, self._on_keyframe_request, self._on_nack, self._on_estimate)
+        # What the viewer's link carries beyond its browser's word (streaming/link_estimate.py):
+        # the packets NACKed in the current loss window (the viewer's sequence numbers, each
+        # counted once), the packets and octets sent before the window began, the last sequence
+        # number sent before the previous one began (older ones were counted, or are NACKed
+        # again), and the padding of a probe under way.
+        self.link = ViewerLink()
+        self._loss_start = 0.0
+        self._loss_sent = (0, 0)
+        self._loss_from: tuple[int, int] = (0, 0)
+        self._lost: tuple[set[int], set[int]] = (set(), set())
+        self._padding: asyncio.TimerHandle | None = None
+        self._padding_bps = 0.0
+        self._padding_stamp = 0.0
+        self._padding_due = 0
+        self._rtx_sequence_number = random.randrange(0, 1 << 16)
+        # Sender Reports of its own while round trips matter (`_report_often`).
+        self._report: asyncio.Task[None] | None = None
+        self._reporting: asyncio.TimerHandle | None = None
+        self._reports_until = 0.0
+        self._source_since = 0.0  # when it last moved to its source (monotonic)
+        # VP8 picture ids and TL0PICIDX continue across a switch as sequence numbers do (a
+        # browser drops frames whose picture id is behind the last it decoded, and a layer's
+        # ids are not another's): the offsets from its source's to the viewer's (0, 0 on its
+        # first source), and the pair its next source starts from (None: none sent yet).
+        self.vp8_offsets = (0, 0)
+        self.vp8_next: tuple[int, int] | None = None
+        hooks.hook_sender(
+            self.sender,
+            self._on_keyframe_request,
+            self._on_nack,
+            self._on_estimate,
+            self._on_round_trip,
+        )
+        hooks.fresh_sender_reports(self.sender, self.clock_rate)
 
     # -- negotiation ---------------------------------------------------------------------------
 
@@ -660,17 +760,23 @@ class ViewerSlot:
     def _choose(self, source: PublishedTrack) -> int:
         now = time.monotonic()
         rates = [layer.rate_bps(now) for layer in source.layers]
-        estimate = self.estimate_bps
+        estimate = self.link.estimate(now)
         if estimate is not None:
             # The viewer's estimate covers all it receives: what its other videos take now
             # (a screen share, another speaker's camera) is not this one's to spend.
-            taken = sum(
-                max(slot.source.rate_bps(now), 0.0)
-                for slot in self.peer_slots
-                if slot is not self and slot.kind == "video" and slot.source is not None
-            )
-            estimate = max(int(estimate - taken), 0)
-        return self.choice.choose(rates, estimate, now)
+            estimate = max(estimate - self._taken(now), 0.0)
+        link = self.link
+        return self.choice.choose(
+            rates, estimate, now, congested=link.congested(now), settled=link.settled
+        )
+
+    def _taken(self, now: float) -> float:
+        """What the viewer's other videos take of its link now."""
+        return sum(
+            max(slot.source.rate_bps(now), 0.0)
+            for slot in self.peer_slots
+            if slot is not self and slot.kind == "video" and slot.source is not None
+        )
 
     def _move_to(self, source: PublishedTrack | None, *, ask: bool = True) -> None:
         if self._switch_to is not None:
@@ -679,12 +785,17 @@ class ViewerSlot:
         if source is self.source:
             return
         if self.source is not None:
+            self._leave_vp8(self.source)
             self.source.remove_slot(self)
         self.source = source
         self.munger.switch_source()
         self._source_pt = -1
+        self._source_since = time.monotonic()
+        self.link.settle(self._source_since)
         if source is not None:
             source.add_slot(self)
+            if len(source.layers) > 1:
+                self._report_often(FIRST_REPORTS_S)
             # Not yet connected: connected() asks instead, so the keyframe is not spent unseen.
             if ask and hooks.sendable(self.sender):
                 source.request_keyframe()
@@ -725,6 +836,7 @@ class ViewerSlot:
             payload_type=self.payload_type,
             seq_offset=self.munger.seq_offset,
             ts_offset=self.munger.ts_offset,
+            vp8_offsets=self.vp8_offsets,
             layout=self.layout,
             layout_id=self.layout_id,
             counters=self.counters(),
@@ -759,10 +871,53 @@ class ViewerSlot:
         if self._switch_to is source:
             self._switch_to = None
         if self.source is source:
+            self._leave_vp8(source)
             self.source = None
             self.munger.switch_source()
         if self.wanted_source is source:
             self.wanted_source = None
+
+    def _leave_vp8(self, source: PublishedTrack) -> None:
+        """Note the VP8 picture id and TL0PICIDX the next source starts from (one past the last
+        sent from `source`: what it last received, seen through this slot's offsets)."""
+        last = source.last_vp8
+        if last is None or self.munger.waiting_for_start:
+            return
+        length, picture_id, _, tl0 = last
+        mask = 0x7FFF if length == 2 else 0x7F
+        self.vp8_next = (
+            (picture_id + self.vp8_offsets[0] + 1) & mask,
+            (tl0 + self.vp8_offsets[1] + 1) & 0xFF,
+        )
+
+    def _start_vp8(self, descriptor: Vp8Descriptor) -> None:
+        """The stream starts again on this packet (a keyframe): map the source's picture ids and
+        TL0PICIDX onto the viewer's, continuing from the last source's."""
+        if self.vp8_next is None:
+            self.vp8_offsets = (0, 0)
+            return
+        length, picture_id, _, tl0 = descriptor
+        mask = 0x7FFF if length == 2 else 0x7F
+        self.vp8_offsets = (
+            (self.vp8_next[0] - picture_id) & mask,
+            (self.vp8_next[1] - tl0) & 0xFF,
+        )
+
+    def _rest(self, packet: ForwardedPacket, rest: bytes) -> bytes:
+        """A template's bytes after the SSRC, with this viewer's VP8 picture id and TL0PICIDX."""
+        descriptor = packet.vp8
+        if descriptor is None or self.vp8_offsets == (0, 0):
+            return rest
+        length, picture_id, _, tl0 = descriptor
+        mask = 0x7FFF if length == 2 else 0x7F
+        start = len(rest) - packet.size
+        payload = vp8_rewrite(
+            rest[start:],
+            descriptor,
+            (picture_id + self.vp8_offsets[0]) & mask,
+            (tl0 + self.vp8_offsets[1]) & 0xFF,
+        )
+        return rest[:start] + payload
 
     def connected(self) -> None:
         """The viewer's transport is up: a video slot needs a keyframe to start."""
@@ -781,7 +936,12 @@ class ViewerSlot:
         if munger.waiting_for_start:
             if not packet.keyframe_start or not hooks.sendable(self.sender):
                 return
-            munger.start(packet.sequence_number, packet.timestamp, time.monotonic())
+            now = time.monotonic()
+            munger.start(packet.sequence_number, packet.timestamp, now)
+            if self._loss_start == 0.0:  # the first loss window starts with the first packet
+                self._loss_start, self._loss_sent = now, self.counters()[:2]
+            if packet.vp8 is not None:
+                self._start_vp8(packet.vp8)
         # The hot path, once per viewer and packet: this slot's 12-byte header in front of the
         # packet's template for this slot's extension layout (built by the first slot needing it).
         # munger.munge() inlined: a call less per viewer and packet.
@@ -790,11 +950,12 @@ class ViewerSlot:
         )
         sequence_number = (packet.sequence_number + munger.seq_offset) & 0xFFFF
         timestamp = (packet.timestamp + munger.ts_offset) & 0xFFFFFFFF
+        rest = template[2] if packet.vp8 is None else self._rest(packet, template[2])
         data = (
             _pack_header(
                 template[0], template[1] | self.payload_type, sequence_number, timestamp, self.ssrc
             )
-            + template[2]
+            + rest
         )
         if batch is None:
             if not self._output.send(data):
@@ -822,7 +983,7 @@ class ViewerSlot:
             _pack_header(
                 template[0], template[1] | self.payload_type, sequence_number, timestamp, self.ssrc
             )
-            + template[2]
+            + self._rest(packet, template[2])
         )
 
     def _select_payload_type(self, source_pt: int) -> None:
@@ -842,6 +1003,16 @@ class ViewerSlot:
         source = self.source
         if source is None or self.munger.waiting_for_start:
             return
+        if self.kind == "video":
+            # Counted once, and only if sent in this loss window or the one before: a browser
+            # NACKs a packet again each round trip until it comes (or is given up).
+            recent, before = self._lost
+            if (
+                sequence_number - self._loss_from[0]
+            ) & 0xFFFF < 0x8000 and sequence_number not in before:
+                recent.add(sequence_number)
+            if self._close_loss_window(time.monotonic()):
+                self.reconsider()
         packet = source.history(self.munger.source_sequence_number(sequence_number))
         if packet is None or packet.payload_type != self._source_pt:
             return
@@ -857,13 +1028,60 @@ class ViewerSlot:
 
     def _on_estimate(self, bitrate: int) -> None:
         self.estimate_bps = bitrate
+        self.link.remb(bitrate, time.monotonic())
         self.reconsider()
 
+    def _on_round_trip(self, seconds: float) -> None:
+        if self.kind != "video":
+            return
+        now = time.monotonic()
+        sent = self._taken(now) + (max(self.source.rate_bps(now), 0.0) if self.source else 0.0)
+        if self.link.round_trip(seconds, now, sent_bps=sent):
+            self.reconsider()
+
+    def _report_often(self, seconds: float) -> None:
+        """Send the viewer a Sender Report every `REPORT_INTERVAL_S` for `seconds` (aiortc sends
+        one every 0.5-1.5 s): each brings back a round trip (streaming/link_estimate.py)."""
+        self._reports_until = max(self._reports_until, time.monotonic() + seconds)
+        if self._reporting is None:
+            self._reporting = asyncio.get_running_loop().call_later(
+                REPORT_INTERVAL_S, self._report_now
+            )
+
+    def _report_now(self) -> None:
+        self._reporting = None
+        if time.monotonic() >= self._reports_until or self.source is None:
+            return
+        if hooks.sendable(self.sender) and (self._report is None or self._report.done()):
+            self._report = hooks.send_sender_report(self.sender)
+        self._reporting = asyncio.get_running_loop().call_later(REPORT_INTERVAL_S, self._report_now)
+
+    def _close_loss_window(self, now: float) -> bool:
+        """End the loss window if it has lasted `LOSS_WINDOW_S`; True if it found the viewer's
+        link congested."""
+        elapsed = now - self._loss_start
+        if elapsed < LOSS_WINDOW_S:
+            return False
+        packets, octets, last_seq, _ = self.counters()
+        sent = packets - self._loss_sent[0]
+        sent_bps = ((octets - self._loss_sent[1]) + sent * PACKET_OVERHEAD) * 8 / elapsed
+        recent = self._lost[0]
+        lost = len(recent)
+        self._loss_start, self._loss_sent = now, (packets, octets)
+        self._loss_from = (self._loss_from[1], last_seq)
+        self._lost = (set(), recent)
+        if elapsed > 4 * LOSS_WINDOW_S:  # the first window, or one nothing ended for a while
+            return False
+        return self.link.losses(sent=sent, lost=lost, sent_bps=sent_bps + self._taken(now), now=now)
+
     def reconsider(self) -> None:
-        """Move to the layer of its track that fits the viewer's estimate now, if another."""
+        """Move to the layer of its track that fits the viewer's estimate now, if another; or
+        probe whether its link would carry the next layer up."""
         source = self.source
         if source is None or len(source.layers) == 1 or source.closed:
             return
+        now = time.monotonic()
+        self._close_loss_window(now)
         if self.munger.waiting_for_start and hooks.sendable(self.sender):
             # Still no keyframe to start from: ask again (a lost request must not leave the
             # viewer black; a layer has few viewers to ask for one in passing).
@@ -873,12 +1091,112 @@ class ViewerSlot:
             if self._switch_to is not None:  # the link recovered before the switch was made
                 self._switch_to.forget_switch(self)
                 self._switch_to = None
-        elif target is not self._switch_to:
+            self._maybe_probe(source, now)
+        elif target is self._switch_to:
+            target.request_keyframe()  # still waiting: a request may have been lost, or ignored
+        elif self.link.congested(now) and source.layers.index(target) < source.layers.index(source):
+            # Down from a link that is losing packets or queueing them: stop sending the
+            # current layer now. What it would add until the target's keyframe only lengthens
+            # the queue that keyframe must pass, and is lost at its tail (at 600 kbit/s the
+            # full layer's last second cost the quarter layer's first keyframe).
+            self._move_to(target)
+        else:
             # The current layer goes on until the target's keyframe (no gap while it comes).
             if self._switch_to is not None:
                 self._switch_to.forget_switch(self)
             self._switch_to = target
             target.await_keyframe(self)
+
+    def _maybe_probe(self, source: PublishedTrack, now: float) -> None:
+        """Pad the viewer's stream up to what the next layer up needs, if its estimate does not
+        yet show it would fit (streaming/link_estimate.py)."""
+        link = self.link
+        if self.munger.waiting_for_start or not link.may_probe(now):
+            return
+        rates = [layer.rate_bps(now) for layer in source.layers]
+        above = self.choice.above(rates)
+        estimate = link.estimate(now)
+        if above is None or estimate is None or hooks.rtx_stream(self.sender) is None:
+            return
+        taken = self._taken(now)
+        need = rates[above] / UP_SHARE * 1.05 + taken  # a little over: the step up must pass
+        if estimate >= need:
+            return  # it fits already: the choice steps up in its own time
+        target = link.start_probe(need, now)
+        self._report_often(PROBE_MAX_S)
+        self._padding_bps = max(target - taken - max(source.rate_bps(now), 0.0), 0.0)
+        self._padding_stamp, self._padding_due = now, 0
+        if self._padding is None:
+            self._padding = asyncio.get_running_loop().call_later(PADDING_INTERVAL_S, self._pad)
+
+    def _pad(self) -> None:
+        """Send the probe's bytes due since the last time, on the viewer's retransmission stream
+        (RFC 4588): copies of the packets it was sent last (as libwebrtc probes: a packet the
+        link dropped may come this way), or padding when there are none. Its browser counts
+        the bytes for its estimate, then drops what it has."""
+        self._padding = None
+        source = self.source
+        now = time.monotonic()
+        rtx = hooks.rtx_stream(self.sender)
+        if source is None or rtx is None or not self.link.probing(now):
+            if not self.link.probing(now) and source is not None:
+                self.reconsider()  # the probe is over: step up if it proved the link
+            return
+        # What is due since the last time, less what the last time sent beyond its due (a copy
+        # is a whole packet): over a probe, the rate asked for.
+        due = self._padding_due + int(self._padding_bps * (now - self._padding_stamp) / 8)
+        self._padding_stamp = now
+        last = source.last_forwarded
+        abs_send_time = None
+        if last is not None and last.abs_send_time is not None:
+            # The publisher's send time, carried forward: the viewer's estimator compares it
+            # with the forwarded packets' (its clock is the publisher's, not the server's).
+            ticks = int.from_bytes(last.abs_send_time, "big") + int((now - last.arrival) * 262144)
+            abs_send_time = (ticks & 0xFFFFFF).to_bytes(3, "big")
+        recent = self._recent_packets(source, now)
+        ssrc, payload_type = rtx
+        munger = self.munger
+        while due > 0:
+            self._rtx_sequence_number = (self._rtx_sequence_number + 1) & 0xFFFF
+            if recent:
+                packet = recent[self._rtx_sequence_number % len(recent)]
+                sequence_number, timestamp = munger.munge(packet.sequence_number, packet.timestamp)
+                payload = packet.payload
+                if packet.vp8 is not None:
+                    payload = self._rest(packet, payload)
+                payload, padding = sequence_number.to_bytes(2, "big") + payload, 0
+            else:
+                timestamp, payload, padding = munger.last_ts, b"", min(max(due, 1), PADDING_MAX)
+            self._output.send(
+                probe_packet(
+                    self.layout,
+                    payload_type=payload_type,
+                    sequence_number=self._rtx_sequence_number,
+                    timestamp=timestamp,
+                    ssrc=ssrc,
+                    abs_send_time=abs_send_time,
+                    payload=payload,
+                    padding=padding,
+                )
+            )
+            due -= len(payload) + padding + PACKET_OVERHEAD
+        self._padding_due = due
+        self._padding = asyncio.get_running_loop().call_later(PADDING_INTERVAL_S, self._pad)
+
+    def _recent_packets(self, source: PublishedTrack, now: float) -> list[ForwardedPacket]:
+        """The packets of the last `PROBE_COPIES_S` that this slot was sent from `source`."""
+        last = source.last_forwarded
+        if last is None or self.munger.waiting_for_start:
+            return []
+        since = max(now - PROBE_COPIES_S, self._source_since)
+        recent: list[ForwardedPacket] = []
+        for back in range(HISTORY_SIZE // 4):
+            packet = source.history((last.sequence_number - back) & 0xFFFF)
+            if packet is None or packet.arrival < since:
+                break
+            if packet.payload_type == self._source_pt:
+                recent.append(packet)
+        return recent
 
     @property
     def layer(self) -> str | None:
@@ -887,4 +1205,8 @@ class ViewerSlot:
         return source.rid if source is not None and len(source.layers) > 1 else None
 
     def close(self) -> None:
+        for timer in (self._padding, self._reporting):
+            if timer is not None:
+                timer.cancel()
+        self._padding = self._reporting = None
         self.set_source(None)

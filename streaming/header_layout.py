@@ -13,6 +13,8 @@ import time
 from struct import Struct
 from typing import NamedTuple
 
+from .payloads import Vp8Descriptor
+
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -81,6 +83,7 @@ class ForwardedPacket:
         "abs_send_time",
         "audio_level",
         "keyframe_start",
+        "vp8",
         "ntp_time",
         "templates",
         "size",
@@ -98,6 +101,7 @@ class ForwardedPacket:
         audio_level: bytes | None,
         keyframe_start: bool,
         ntp_time: int,
+        vp8: Vp8Descriptor | None = None,
     ) -> None:
         self.sequence_number = sequence_number
         self.timestamp = timestamp
@@ -107,6 +111,9 @@ class ForwardedPacket:
         self.abs_send_time = abs_send_time
         self.audio_level = audio_level
         self.keyframe_start = keyframe_start
+        # Its VP8 picture id and TL0PICIDX (streaming/payloads.py), which a viewer's numbering
+        # rewrites after a switch (None: not VP8, or none in the packet).
+        self.vp8 = vp8
         self.ntp_time = ntp_time
         self.templates: dict[int, Template] = {}
         self.size = len(payload)
@@ -144,3 +151,33 @@ def build_template(packet: ForwardedPacket, layout: HeaderLayout) -> Template:
             )
         ),
     )
+
+
+def probe_packet(
+    layout: HeaderLayout,
+    *,
+    payload_type: int,
+    sequence_number: int,
+    timestamp: int,
+    ssrc: int,
+    abs_send_time: bytes | None,
+    payload: bytes = b"",
+    padding: int = 0,
+) -> bytes:
+    """An RTP packet a probe sends on a viewer's retransmission stream: `payload` (a copy of a
+    packet sent, RFC 4588) and/or `padding` (0-255) bytes of padding (RFC 3550 section 5.1),
+    with the layout's abs-send-time (when given: the time it is sent) and mid."""
+    _, abs_prefix, mid_element = layout
+    elements = mid_element
+    if abs_send_time is not None and abs_prefix:
+        elements = abs_prefix + abs_send_time + elements
+    extension = b""
+    if elements:
+        fill = -len(elements) % 4
+        extension = (
+            _EXTENSION_HEADER.pack(0xBEDE, (len(elements) + fill) >> 2) + elements + bytes(fill)
+        )
+    first = 0x80 | (0x20 if padding else 0) | (0x10 if extension else 0)
+    header = RTP_HEADER.pack(first, payload_type & 0x7F, sequence_number, timestamp, ssrc)
+    tail = bytes(padding - 1) + bytes((padding,)) if padding else b""
+    return header + extension + payload + tail

@@ -246,7 +246,7 @@ async def _exercise_c_fan_out(
     joined = fanout.add(
         object(), sender, target.dtls, target.nominated, target.pair, target.session,
         target.context, target.fd, target.host, target.port, ssrc, packets[0].payload_type,
-        0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0,
     )  # fmt: skip
     if not joined:
         return ["the C fan-out takes a target RtpOutput made"]
@@ -257,6 +257,10 @@ async def _exercise_c_fan_out(
             1 << 40,
             len(packet.payload),
             [(0x80, packet.marker << 7, packet.payload)],
+            0,
+            0,
+            -1,
+            0,
         )
         if dropped is not None:
             return [f"the C fan-out finds the sender's transport by {hooks.SENDER_ATTRIBUTES[:2]}"]

@@ -47,6 +47,45 @@ def _vp8_frame_start(payload: bytes) -> int:
     return index
 
 
+# A VP8 payload descriptor's picture id and TL0PICIDX (RFC 7741 section 4.2), as read by
+# `vp8_descriptor`: the picture id's length in bytes (1: 7 bits, 2: 15 bits; it begins at byte 2),
+# the picture id, where TL0PICIDX is (-1: absent) and its value.
+Vp8Descriptor = tuple[int, int, int, int]
+
+
+def vp8_descriptor(payload: bytes) -> Vp8Descriptor | None:
+    """The picture id and TL0PICIDX of a VP8 RTP payload (None: it carries no picture id)."""
+    size = len(payload)
+    if size < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:  # X, then I
+        return None
+    if payload[2] & 0x80:  # M: a 15-bit picture id
+        if size < 4:
+            return None
+        length, picture_id = 2, ((payload[2] & 0x7F) << 8) | payload[3]
+    else:
+        length, picture_id = 1, payload[2]
+    if not payload[1] & 0x40:  # L: no TL0PICIDX
+        return length, picture_id, -1, 0
+    position = 2 + length
+    if position >= size:
+        return None
+    return length, picture_id, position, payload[position]
+
+
+def vp8_rewrite(payload: bytes, descriptor: Vp8Descriptor, picture_id: int, tl0: int) -> bytes:
+    """`payload` with its descriptor's picture id and TL0PICIDX replaced (same length)."""
+    length, _, tl0_position, _ = descriptor
+    out = bytearray(payload)
+    if length == 2:
+        out[2] = 0x80 | (picture_id >> 8 & 0x7F)
+        out[3] = picture_id & 0xFF
+    else:
+        out[2] = picture_id & 0x7F
+    if tl0_position >= 0:
+        out[tl0_position] = tl0 & 0xFF
+    return bytes(out)
+
+
 def h264_keyframe_start(payload: bytes) -> bool:
     """True if this RTP payload (RFC 6184) starts an IDR picture or carries its SPS."""
     if not payload:

@@ -114,6 +114,14 @@ FIT_SHARE = 0.85
 UP_SHARE = 0.7
 # A step up waits until the higher layer has fitted this long (so a viewer does not flap).
 UP_AFTER_S = 3.0
+# The layer a viewer gets is kept while its rate is at most this share of the estimate: a
+# browser's estimate hovers around what it receives, and losses (streaming/link_estimate.py)
+# step it down at once when the link is full.
+STAY_SHARE = 1.0
+# While the estimate is still climbing from where it started (not `settled`), the layer is
+# kept unless its rate is over the estimate by this much: an unimpaired viewer's first estimates
+# sit a little under the top layer's rate, a slow link's far under it.
+CLIMBING_STAY_SHARE = 1.33
 
 
 @dataclass(slots=True)
@@ -122,13 +130,24 @@ class LayerChoice:
 
     Down at once, to the highest layer that fits (a link that got worse freezes otherwise); up
     one step at a time, once a higher layer has fitted with room to spare (`UP_SHARE`) for
-    `UP_AFTER_S`. With no estimate yet,
-    the top layer. Layers not arriving (rate -1: paused, or never sent) are passed over."""
+    `UP_AFTER_S`; the current layer is kept while it fits at all (`STAY_SHARE`, or
+    `CLIMBING_STAY_SHARE` while the estimate has not `settled`), unless the link is
+    `congested` (losing packets, or a queue growing: streaming/link_estimate.py). With no
+    estimate yet, the top layer. Layers not arriving (rate -1: paused, or never sent) are
+    passed over."""
 
     current: int = -1  # index into the layers, lowest first (-1: not chosen yet)
     up_since: float | None = None
 
-    def choose(self, rates: list[float], estimate_bps: float | None, now: float) -> int:
+    def choose(
+        self,
+        rates: list[float],
+        estimate_bps: float | None,
+        now: float,
+        *,
+        congested: bool = False,
+        settled: bool = True,
+    ) -> int:
         live = [i for i, rate in enumerate(rates) if rate >= 0] or list(range(len(rates)))
         if estimate_bps is None:
             self.current = live[-1]
@@ -137,7 +156,14 @@ class LayerChoice:
         fitting = [i for i in live if rates[i] <= budget]
         best = fitting[-1] if fitting else live[0]
         roomy = [i for i in live if rates[i] <= estimate_bps * UP_SHARE]
-        if self.current not in live or best < self.current:
+        if self.current not in live or (
+            best < self.current
+            and (
+                congested
+                or rates[self.current]
+                > estimate_bps * (STAY_SHARE if settled else CLIMBING_STAY_SHARE)
+            )
+        ):
             self.current, self.up_since = best, None
         elif roomy and roomy[-1] > self.current:
             if self.up_since is None:
@@ -148,3 +174,7 @@ class LayerChoice:
         else:
             self.up_since = None
         return self.current
+
+    def above(self, rates: list[float]) -> int | None:
+        """The next layer up from the current one that is arriving (None: it is the top)."""
+        return next((i for i, rate in enumerate(rates) if i > self.current and rate >= 0), None)

@@ -580,6 +580,8 @@ class StandInSource:
     bench/media.py): one layer, one codec (VP8 unless given), the C fan-out `native` if any."""
 
     rid = None
+    last_vp8 = None
+    last_forwarded = None
 
     def __init__(self, native: Any = None, *, codec: Any = None) -> None:
         self.native = native

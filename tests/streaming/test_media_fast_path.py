@@ -23,6 +23,7 @@ from pylibsrtp import Policy, Session
 
 from streaming import aiortc_hooks, forwarder, munger
 from streaming.forwarder import ForwardedPacket, NativeViewers, ViewerSlot, fan_out
+from streaming.payloads import vp8_descriptor
 from streaming.peers import ViewingPeer
 
 
@@ -264,7 +265,11 @@ def test_one_template_per_packet_serves_every_viewer(monkeypatch: Any) -> None:
             mid=mid,
             direction="sendonly",
             sender=SimpleNamespace(
-                _ssrc=0x1000 + index, _track_id="", _stream_id="", _handle_rtcp_packet=no_rtcp
+                _ssrc=0x1000 + index,
+                _track_id="",
+                _stream_id="",
+                _handle_rtcp_packet=no_rtcp,
+                _send_rtcp=no_rtcp,
             ),
             _headerExtensions=[
                 SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1),
@@ -319,6 +324,7 @@ def stand_in_slot(
             _stream_id="",
             _RTCRtpSender__transport=dtls,
             _handle_rtcp_packet=no_rtcp,
+            _send_rtcp=no_rtcp,
         ),
         _codecs=[SimpleNamespace(mimeType="video/VP8", clockRate=90000, payloadType=100)],
         _headerExtensions=[
@@ -388,6 +394,63 @@ def test_the_c_fan_out_sends_the_bytes_the_python_path_sends(monkeypatch: Any) -
         to_c.settimeout(0.2)
         with pytest.raises(TimeoutError):
             to_c.recv(2048)
+    finally:
+        for sock in (out_socket, to_c, to_python):
+            sock.close()
+
+
+def test_both_paths_continue_vp8_picture_ids_across_a_switch_alike(monkeypatch: Any) -> None:
+    """A viewer that switched layers gets the new layer's VP8 picture ids and TL0PICIDX moved on
+    from where the old one left off (a browser drops frames whose picture id is behind), on the
+    C path exactly as on the Python path: 15-bit ids wrapping, 7-bit ids, and payloads with
+    none."""
+    monkeypatch.setattr(munger.random, "randrange", lambda a, b: 4242)
+    key = os.urandom(44)
+    profile = Policy.SRTP_PROFILE_AEAD_AES_256_GCM
+
+    def tx() -> Session:
+        return Session(
+            policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile)
+        )
+
+    def vp8(n: int) -> bytes:
+        body = os.urandom(300)
+        if n % 3 == 0:  # X, S; I and L; a 15-bit picture id near the wrap; TL0PICIDX
+            picture_id = (32760 + n) & 0x7FFF
+            return bytes((0x90, 0xC0, 0x80 | picture_id >> 8, picture_id & 0xFF, n)) + body
+        if n % 3 == 1:  # a 7-bit picture id, no TL0PICIDX
+            return bytes((0x90, 0x80, (120 + n) & 0x7F)) + body
+        return bytes((0x10,)) + body  # no extension: nothing to rewrite
+
+    out_socket, to_c, to_python = udp_socket(), udp_socket(), udp_socket()
+    native = NativeViewers.create()
+    assert native is not None
+    c_slot, _, _ = stand_in_slot(StandInSource(native), tx(), out_socket, to_c.getsockname(), 7)
+    py_slot, _, _ = stand_in_slot(StandInSource(None), tx(), out_socket, to_python.getsockname(), 7)
+    for slot in (c_slot, py_slot):  # it had sent up to picture id 99, TL0PICIDX 9, elsewhere
+        slot.vp8_next = (100, 10)
+    receiver = Session(
+        policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile)
+    )
+    try:
+        for n in range(12):
+            payload = vp8(n)
+            packet = packet_number(n, payload)
+            packet.vp8 = vp8_descriptor(payload)
+            forward(packet, [c_slot, py_slot], native)
+            data = to_c.recv(2048)
+            assert data == to_python.recv(2048)
+            assert c_slot.native or n == 0
+            sent = receiver.unprotect(data)[24:]  # after the header and the 12-byte extensions
+            if n == 0:  # the first starts at 100 / 10
+                assert sent[2:5] == bytes((0x80, 100, 10))
+            elif n % 3 == 0:
+                picture_id = (100 + n) & 0x7FFF
+                assert sent[2:5] == bytes((0x80 | picture_id >> 8, picture_id & 0xFF, 10 + n))
+            elif n % 3 == 1:  # the same offset (108, from the first), in 7 bits
+                assert sent[2] == (120 + n + 108) & 0x7F
+            rest = (5, 3, 1)[n % 3]  # the descriptor's length: the rest is as received
+            assert sent[:2] == payload[:2] and sent[rest:] == payload[rest:]
     finally:
         for sock in (out_socket, to_c, to_python):
             sock.close()

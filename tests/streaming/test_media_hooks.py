@@ -104,6 +104,7 @@ class FakeTrack:
         self.rid = None
         self.main = self
         self.layers = [self]
+        self.last_vp8 = None
 
     def codec(self, payload_type: int) -> Any:
         return SimpleNamespace(mimeType="video/VP8", clockRate=90000, parameters={})
@@ -140,7 +141,11 @@ def test_a_slot_keeps_numbering_continuous_when_its_source_switches(
         mid="3",
         direction="sendonly",
         sender=SimpleNamespace(
-            _ssrc=0x11223344, _track_id="", _stream_id="", _handle_rtcp_packet=no_rtcp
+            _ssrc=0x11223344,
+            _track_id="",
+            _stream_id="",
+            _handle_rtcp_packet=no_rtcp,
+            _send_rtcp=no_rtcp,
         ),
         _headerExtensions=[SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1)],
     )

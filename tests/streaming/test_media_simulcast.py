@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from media_clients import Conference, SimulcastPublisher, Viewer, eventually, say_link, tap
 
 from streaming.forwarder import PublishedTrack, ViewerSlot
+from streaming.payloads import vp8_descriptor
 from streaming.peers import PublishingPeer, ViewingPeer
 
 
@@ -139,10 +141,33 @@ async def test_a_slow_viewer_steps_down_at_once_and_back_up_when_its_link_recove
         assert set(jumps) == {1}, sorted(set(jumps))
         stamps = [p.timestamp for p in received]
         assert all((b - a) & 0xFFFFFFFF < 1 << 31 for a, b in zip(stamps, stamps[1:], strict=False))
+        # VP8 picture ids go on too: the same for a frame's packets, one more for the next frame
+        # (each layer numbers its own; a browser drops frames whose id is behind the last).
+        descriptors = [vp8_descriptor(p.payload) for p in received]
+        pictures = [d[1] for d in descriptors if d is not None]
+        assert len(pictures) == len(received)
+        moves = [(b - a) & 0x7FFF for a, b in zip(pictures, pictures[1:], strict=False)]
+        assert set(moves) == {0, 1}, sorted(set(moves))
         assert fast_slot.layer == "f"
         assert switched_in < 2.0
     finally:
         await publisher.close()
+
+
+async def watched_live(
+    conference: Conference, publisher: SimulcastPublisher
+) -> tuple[PublishedTrack, Viewer, ViewerSlot]:
+    """The speaker live with three layers, all arriving for a while, and an attendee watching
+    whose link carries plenty: the camera, the attendee and the attendee's video slot."""
+    await publisher.publish(conference, "s1", "speaker")
+    await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
+    camera = camera_of(conference)
+    viewer = await conference.watch("s1", "attendee")
+    slot = video_slot(conference, viewer)
+    await say_link(viewer, slot, 10_000_000)
+    await eventually(lambda: all(layer.bitrate_bps > 0 for layer in camera.layers), 8, "layers")
+    await asyncio.sleep(1.0)
+    return camera, viewer, slot
 
 
 async def test_a_second_video_on_stage_takes_its_share_of_the_viewers_link(
@@ -153,14 +178,7 @@ async def test_a_second_video_on_stage_takes_its_share_of_the_viewers_link(
     videos: the first speaker's camera steps down to a lower layer rather than both freezing."""
     publisher = SimulcastPublisher()
     try:
-        await publisher.publish(conference, "s1", "speaker")
-        await conference.server.set_live(session_id="s1", person_id="speaker", live=True)
-        camera = camera_of(conference)
-        viewer = await conference.watch("s1", "attendee")
-        slot = video_slot(conference, viewer)
-        await say_link(viewer, slot, 10_000_000)
-        await eventually(lambda: all(layer.bitrate_bps > 0 for layer in camera.layers), 8, "layers")
-        await asyncio.sleep(1.0)
+        camera, viewer, slot = await watched_live(conference, publisher)
         top = camera.layers[-1].smoothed_bps
         link = int((top * 1.3 + 100_000) / 0.85)  # the top layer fits, its rate varying
         await say_link(viewer, slot, link)
@@ -181,5 +199,61 @@ async def test_a_second_video_on_stage_takes_its_share_of_the_viewers_link(
         await eventually(
             lambda: slot.layer in ("q", "h"), 2.0, "a lower layer for the first camera"
         )
+    finally:
+        await publisher.close()
+
+
+async def test_a_viewer_whose_browser_estimates_too_little_is_probed_then_steps_up(
+    conference: Conference,
+) -> None:
+    """A browser's estimate cannot grow much past what it receives: a viewer given the half
+    layer is never estimated to carry the full one. So the server probes: it pads the viewer's
+    stream, on its retransmission stream, up to a quarter over the estimate. The padding is
+    copies of the packets just sent (the viewer's stream itself is untouched), and stops once
+    the browser's estimate has followed; the viewer then steps up."""
+    publisher = SimulcastPublisher()
+    try:
+        camera, viewer, slot = await watched_live(conference, publisher)
+        half, full = camera.layers[1].smoothed_bps, camera.layers[2].smoothed_bps
+        link = int(full * 0.9)  # the half layer fits, the full one not quite
+        assert half < link * 0.85
+        await say_link(viewer, slot, link)
+        await eventually(lambda: slot.layer == "h", 3, "the half layer")
+        (video,) = [t for t in viewer.tracks if t["kind"] == "video"]
+        received = tap(viewer, video["mid"])
+        rtx_ssrc = slot.sender._rtx_ssrc
+        padding = [p for p in received if p.ssrc == rtx_ssrc]
+
+        def padded() -> list[int]:
+            padding[:] = [p for p in received if p.ssrc == rtx_ssrc]
+            return [len(p.payload) for p in padding]
+
+        # Once it has been on the half layer a while, the probe begins.
+        await eventually(lambda: len(padded()) > 20, 8, "padding on the retransmission stream")
+        assert slot.link.probing(time.monotonic())
+        assert slot.link.probe_bps == pytest.approx(link * 1.25, rel=0.01)  # as REMB carries it
+        media = [p for p in received if p.ssrc != rtx_ssrc]
+        sent = {p.sequence_number: p.payload for p in media}
+        for packet in padding:  # each a copy of a packet sent: its sequence number, its payload
+            original = int.from_bytes(packet.payload[:2], "big")
+            assert packet.payload[2:] == sent.get(original, packet.payload[2:])
+        assert sum(int.from_bytes(p.payload[:2], "big") in sent for p in padding) > 10
+        # About what the probe asked for, beyond the half layer's own rate.
+        started = time.monotonic()
+        before = sum(padded())
+        await asyncio.sleep(1.0)
+        padding_bps = (sum(padded()) - before) * 8 / (time.monotonic() - started)
+        expected = slot.link.probe_bps - camera.layers[1].smoothed_bps
+        assert 0.4 * expected < padding_bps < 1.6 * expected, (padding_bps, expected)
+        # The browser's estimate follows: the probe ends, the padding stops, the viewer steps up.
+        await say_link(viewer, slot, 3_000_000)
+        await eventually(lambda: not slot.link.probing(time.monotonic()), 2, "the probe over")
+        assert slot.link.counts.succeeded >= 1
+        await asyncio.sleep(0.3)
+        count = len(padded())
+        await eventually(lambda: slot.layer == "f", 6, "the full layer")
+        assert len(padded()) - count < 5
+        sequence = [p.sequence_number for p in media]
+        assert {(b - a) & 0xFFFF for a, b in zip(sequence, sequence[1:], strict=False)} == {1}
     finally:
         await publisher.close()
