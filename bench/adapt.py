@@ -25,15 +25,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,146 +38,19 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.async_api import Page, async_playwright  # noqa: E402
 
-from app.migrate import upgrade  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Contexts, DaisServer, _load_demo  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Contexts, DaisServer  # noqa: E402
 from tests.browser.live_helpers import new_story  # noqa: E402
-from tests.serving import wait_until_serving  # noqa: E402
+from tests.browser.slow_links import (  # noqa: E402
+    WATCH,
+    Link,
+    Network,
+    dais_on,
+    freezes,
+    network,
+    tc_counts,
+)
 
-BRIDGE, HOST_IP, PREFIX = "dais-br0", "10.77.0.1", 24
-FREEZE_S = 0.2
 NOW = "performance.now() / 1000"
-
-
-@dataclass
-class Link:
-    name: str  # the namespace
-    cap_kbps: int
-    address: str
-
-    @property
-    def host_end(self) -> str:
-        return f"{self.name}-h"
-
-    @property
-    def chromium(self) -> Path:
-        return Path(tempfile.gettempdir()) / f"chromium-{self.name}"
-
-
-def run(*command: str) -> str:
-    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
-
-
-@contextlib.contextmanager
-def network(links: list[Link]) -> Iterator[None]:
-    """The bridge, one namespace per link behind a veth pair, each capped by tbf on the way in."""
-    try:
-        run("ip", "link", "add", BRIDGE, "type", "bridge")
-        run("ip", "addr", "add", f"{HOST_IP}/{PREFIX}", "dev", BRIDGE)
-        run("ip", "link", "set", BRIDGE, "up")
-        for link in links:
-            run("ip", "netns", "add", link.name)
-            run("ip", "link", "add", link.host_end, "type", "veth", "peer", "name", "eth0",
-                "netns", link.name)  # fmt: skip
-            run("ip", "link", "set", link.host_end, "master", BRIDGE, "up")
-            ns = ("ip", "netns", "exec", link.name)
-            run(*ns, "ip", "addr", "add", f"{link.address}/{PREFIX}", "dev", "eth0")
-            run(*ns, "ip", "link", "set", "eth0", "up")
-            run(*ns, "ip", "link", "set", "lo", "up")
-            # What the server sends the attendee leaves the bridge through the host end: the cap.
-            run("tc", "qdisc", "add", "dev", link.host_end, "root", "tbf", "rate",
-                f"{link.cap_kbps}kbit", "burst", "16kb", "latency", "200ms")  # fmt: skip
-            link.chromium.write_text(f'#!/bin/sh\nexec ip netns exec {link.name} {CHROMIUM} "$@"\n')
-            link.chromium.chmod(0o755)
-        yield
-    finally:
-        for link in links:
-            subprocess.run(["ip", "netns", "del", link.name], capture_output=True)
-            subprocess.run(["ip", "link", "del", link.host_end], capture_output=True)
-            link.chromium.unlink(missing_ok=True)
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
-
-
-def tc_counts(link: Link) -> tuple[int, int]:
-    """Bytes the cap let through and packets it dropped, so far."""
-    text = run("tc", "-s", "qdisc", "show", "dev", link.host_end)
-    sent = re.search(r"Sent (\d+) bytes (\d+) pkt \(dropped (\d+)", text)
-    assert sent, text
-    return int(sent.group(1)), int(sent.group(3))
-
-
-@contextlib.contextmanager
-def dais(data_dir: Path, port: int) -> Iterator[DaisServer]:
-    base_url = f"http://{HOST_IP}:{port}"
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{data_dir / 'dais.db'}",
-        data_dir=data_dir,
-        secret_key="adapt-bench-secret",
-        base_url=base_url,
-    )
-    upgrade(settings.resolved_database_url)
-    asyncio.run(_load_demo(settings))
-    env = {
-        **os.environ,
-        "DAIS_DATABASE_URL": settings.resolved_database_url,
-        "DAIS_DATA_DIR": str(data_dir),
-        "DAIS_SECRET_KEY": settings.secret_key,
-        "DAIS_BASE_URL": base_url,
-    }
-    log = (data_dir / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-         "--host", HOST_IP, "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        try:
-            wait_until_serving(base_url, process, 30)
-        except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{error}:\n{(data_dir / 'server.log').read_text()}") from error
-        yield DaisServer(base_url=base_url, settings=settings)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-# Runs in each attendee's page: every frame of the stage's (first) video, and each layer the page
-# is told, with the page's clock in seconds.
-WATCH = """() => {
-  window.__frames = []; window.__layers = [];
-  const seen = new WeakSet();
-  const follow = () => {
-    const video = document.querySelector('.stage-tiles video');
-    if (video && !seen.has(video)) {
-      seen.add(video);
-      const step = (now, meta) => {
-        window.__frames.push([performance.now() / 1000, meta.width]);
-        video.requestVideoFrameCallback(step);
-      };
-      video.requestVideoFrameCallback(step);
-    }
-    const figure = document.querySelector('.stage-tiles figure');
-    const layer = figure ? figure.dataset.layer || '' : '';
-    const last = window.__layers[window.__layers.length - 1];
-    if (!last || last[1] !== layer) window.__layers.push([performance.now() / 1000, layer]);
-  };
-  setInterval(follow, 50);
-  return performance.now() / 1000;
-}"""
-
-
-def freezes(
-    frames: list[tuple[float, int]], start: float, end: float
-) -> tuple[float, float, float]:
-    """(longest, total) stretch in [start, end] with no new frame for more than FREEZE_S, and
-    when (from `start`) the longest began."""
-    times = [start] + [t for t, _ in frames if start <= t <= end] + [end]
-    gaps = [(b - a, a - start) for a, b in zip(times, times[1:], strict=False)]
-    longest, at = max(gaps)
-    return longest, sum(g for g, _ in gaps if g > FREEZE_S), at
 
 
 async def main(args: argparse.Namespace, server: DaisServer, links: list[Link]) -> None:
@@ -294,7 +163,7 @@ if __name__ == "__main__":
     capped = [Link("dais-v600", 600, "10.77.0.2"), Link("dais-v300", 300, "10.77.0.3")]
     with (
         tempfile.TemporaryDirectory() as tmp,
-        network(capped),
-        dais(Path(tmp), 18500 + os.getpid() % 1000) as running,
+        network(Network("dais-br0", "10.77.0.1", capped)),
+        dais_on("10.77.0.1", Path(tmp), 18500 + os.getpid() % 1000) as running,
     ):
         asyncio.run(main(arguments, running, capped))
