@@ -22,6 +22,23 @@ candidate a subscriber lists, then sends consent checks every ~5 s). They report
 the STUN requests and responses the server sent (from the subscribers connecting to the end of the
 window), the timers it armed (`asyncio.sleep` calls and STUN retransmission timers a second), the
 tasks it held, and its CPU. `--ice lite` or `--ice full` runs one of them.
+
+Simulcast: `--publisher simulcast` makes the publisher send its camera as a browser sends
+simulcast (one m-line with `a=rid`/`a=simulcast`, rids q, h and f: 160x120 ~150 kbit/s, 320x240
+~350 kbit/s and 640x480 ~1 Mbit/s, the single stream's picture and rate, each pre-encoded and
+sent on an SSRC of its own with its rid; SDP as tests/streaming/media_clients.py's
+SimulcastPublisher offers it). `--compare-simulcast` keeps the single stream for phase 1 and,
+after the ICE phases, runs a second forwarding phase with the same subscribers and the simulcast
+publisher, then prints both per viewer (us per forwarded packet, CPU-seconds per
+subscriber-second, viewers per core as measured and at the full stream rate, i.e. a top-layer
+viewer's packets/s), a key=value line of them, and adds `simulcast_viewers_per_core=N
+single_viewers_per_core=N simulcast_cost_ratio=N` (at the full stream rate) to the last line.
+The subscribers then send a REMB once a second (`--remb`; by default `mix`: 5 Mbit/s, 700 and
+300 kbit/s in turn, so a third of them each belong on the f, h and q layer; the same in both
+phases), since they take RTP off the socket before aiortc's own estimator sees it. Which layer
+the viewers were on comes from the server's ViewerSlots and from what each subscriber received.
+A viewer below the top layer is probed (padding on its RTX stream towards the next layer): a
+fixed REMB never follows a probe, so each fails after 4 s and the next waits 8 s, then 15 s...
 """
 
 from __future__ import annotations
@@ -113,13 +130,16 @@ def instrument_fanout() -> dict[str, Any]:
     stats: dict[str, Any] = {"cpu": 0.0, "delays": []}
     original = forwarder.PublishedTrack._on_packet
 
-    def timed(self: Any, packet: Any) -> None:
+    def timed(self: Any, packet: Any) -> bool:
         cpu, wall = time.thread_time(), time.perf_counter()
-        original(self, packet)
+        # Its answer says whether the recorder's jitter buffer takes the packet (not a lower
+        # simulcast layer's): passed on, or every layer would go into that buffer.
+        keep = original(self, packet)
         stats["cpu"] += time.thread_time() - cpu
         if self.slot_count:
             stats["delays"].append(time.perf_counter() - wall)
             del stats["delays"][:-5000]
+        return keep
 
     forwarder.PublishedTrack._on_packet = timed  # type: ignore[method-assign]
     return stats
@@ -221,6 +241,38 @@ async def _serve(port_queue: Any) -> None:
             for slot in peer.slots
         )
 
+    def simulcast_state() -> dict[str, Any]:
+        """Per layer of each simulcast track: packets received, rate, video viewers on it; which
+        layer each video viewer is on (by rid), and the probes its link estimate made."""
+        layers = [
+            {
+                "rid": layer.rid,
+                "ingested": layer.packets_received,
+                "bps": layer.smoothed_bps,
+                "viewers": layer.slot_count,
+            }
+            for peer in server._peers.values()
+            if isinstance(peer, PublishingPeer)
+            for track in peer.tracks.values()
+            if len(track.layers) > 1
+            for layer in track.layers
+        ]
+        on: dict[str, int] = {}
+        probes = [0, 0, 0]
+        for peer in server._peers.values():
+            if not isinstance(peer, ViewingPeer):
+                continue
+            for slot in peer.slots:
+                if slot.kind != "video" or slot.source is None:
+                    continue
+                rid = slot.source.rid or "single"
+                on[rid] = on.get(rid, 0) + 1
+                counts = slot.link.counts
+                probes[0] += counts.started
+                probes[1] += counts.succeeded
+                probes[2] += counts.failed
+        return {"layers": layers, "viewer_layers": on, "probes": probes}
+
     async def handle(op: str, connection_id: str, request: dict[str, Any]) -> Any:
         nonlocal profiler
         if op == "publish":
@@ -292,11 +344,13 @@ async def _serve(port_queue: Any) -> None:
                     for track in peer.tracks.values()
                 ),
                 "native_slots": sum(
-                    track.native_slot_count
+                    layer.native_slot_count
                     for peer in server._peers.values()
                     if isinstance(peer, PublishingPeer)
                     for track in peer.tracks.values()
+                    for layer in track.layers
                 ),
+                **simulcast_state(),
                 "fanout_cpu": fanout["cpu"],
                 "fanout_delays": fanout["delays"][-2000:],
                 "stun_requests": len(ice["stun"].requests),
@@ -427,40 +481,148 @@ def _pre_encoded_camera_class() -> Any:
     return PreEncodedCamera
 
 
-def publisher_process(port: int, ready: Any, commands: Any) -> None:
-    asyncio.run(_publish(port, ready, commands))
+# Simulcast layers as a browser sends a 640x480 camera: rids lowest first, (width, height, bps).
+# The top layer is the single stream's picture and rate, so the comparison is like for like.
+# What bench subscribers say their link carries (REMB), in turn: none, all on the top layer, or
+# a third of them each on the top, half and quarter layer.
+REMB_PLANS: dict[str, list[int]] = {
+    "none": [],
+    "top": [5_000_000],
+    "mix": [5_000_000, 700_000, 300_000],
+}
+SIMULCAST_LAYERS = (("q", 160, 120, 150_000), ("h", 320, 240, 350_000), ("f", 640, 480, 1_000_000))
 
 
-async def _publish(port: int, ready: Any, commands: Any) -> None:
-    """Publishes to the forwarder; on "naive", moves over to the naive path; on "stop", ends."""
+def pre_encode_layers() -> list[list[bytes]]:
+    """A pre-encoded loop of the synthetic camera per simulcast layer (lowest first)."""
+    from media_clients import SyntheticCamera
+
+    return [
+        pre_encode(SyntheticCamera(width, height), bitrate=bps)
+        for _, width, height, bps in SIMULCAST_LAYERS
+    ]
+
+
+async def send_layers(pc: Any, layers: list[list[bytes]], rate: int = 30) -> None:
+    """Send the pre-encoded layers as a browser sends simulcast: each on an SSRC of its own, with
+    the MID, its rid and abs-send-time in header extensions (as tests/streaming/media_clients.py's
+    SimulcastPublisher, but from pre-encoded frames at 30 fps, so the publisher stays cheap).
+    Keyframes come every second from the loop; PLIs are not answered (nor are they for the single
+    stream's pre-encoded camera)."""
+    import av
+    from aiortc.codecs.vpx import Vp8Encoder
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+    from media_clients import wait_connected
+
+    from streaming.header_layout import ABS_SEND_TIME_URI, MID_URI
+    from streaming.simulcast import RID_URI
+
+    await wait_connected(pc, 20.0)
+    (video,) = [t for t in pc.getTransceivers() if t.kind == "video"]
+    vp8 = next(c for c in video._codecs if c.mimeType.lower() == "video/vp8")
+    ids = {e.uri: e.id for e in video._headerExtensions}
+    extensions = HeaderExtensionsMap()
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=ids[MID_URI], uri=MID_URI),
+                RTCRtpHeaderExtensionParameters(id=ids[ABS_SEND_TIME_URI], uri=ABS_SEND_TIME_URI),
+                RTCRtpHeaderExtensionParameters(id=10, uri=RID_URI),  # as SimulcastPublisher
+            ]
+        )
+    )
+    dtls = video.sender.transport
+    packers = [Vp8Encoder() for _ in layers]  # each layer's own picture ids
+    ssrcs = [0x1000 + index for index in range(len(layers))]
+    sequence = [0] * len(layers)
+    start, count = time.monotonic(), 0
+    try:
+        while True:
+            delay = start + count / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for index, frames in enumerate(layers):
+                frame = av.Packet(frames[count % len(frames)])
+                frame.pts, frame.time_base = count, fractions.Fraction(1, rate)
+                payloads, timestamp = packers[index].pack(frame)
+                for n, payload in enumerate(payloads):
+                    packet = RtpPacket(
+                        payload_type=vp8.payloadType,
+                        marker=int(n == len(payloads) - 1),
+                        sequence_number=sequence[index],
+                        timestamp=timestamp,
+                        ssrc=ssrcs[index],
+                        payload=payload,
+                    )
+                    packet.extensions.mid = video.mid
+                    packet.extensions.rtp_stream_id = SIMULCAST_LAYERS[index][0]
+                    packet.extensions.abs_send_time = (
+                        int((time.time() + 2208988800) * (1 << 18)) & 0xFFFFFF
+                    )
+                    sequence[index] = (sequence[index] + 1) & 0xFFFF
+                    await dtls._send_rtp(packet.serialize(extensions))
+            count += 1
+    except (asyncio.CancelledError, ConnectionError):
+        return
+
+
+def publisher_process(port: int, ready: Any, commands: Any, mode: str = "single") -> None:
+    asyncio.run(_publish(port, ready, commands, mode))
+
+
+async def _publish(port: int, ready: Any, commands: Any, mode: str) -> None:
+    """Publishes to the forwarder, one stream (`mode` "single") or three simulcast layers
+    ("simulcast"); on "single" or "simulcast", publishes again that way; on "naive", moves over
+    to the naive path (one stream); on "stop", ends."""
     from aiortc import RTCPeerConnection, RTCSessionDescription
-    from media_clients import SyntheticCamera, Tone
+    from media_clients import SimulcastPublisher, SyntheticCamera, Tone, wait_connected
 
     PreEncodedCamera = _pre_encoded_camera_class()
-    loop_of_packets = await asyncio.get_running_loop().run_in_executor(
-        None, pre_encode, SyntheticCamera()
-    )
+    loop = asyncio.get_running_loop()
+    loop_of_packets = await loop.run_in_executor(None, pre_encode, SyntheticCamera())
+    layers: list[list[bytes]] = []
     signal = await SignalClient.connect(port)
+    sending: asyncio.Task[None] | None = None
 
-    async def connect(op: str) -> Any:
+    async def connect(op: str, simulcast: bool = False) -> Any:
+        nonlocal sending, layers
         pc = RTCPeerConnection()
-        pc.addTransceiver(PreEncodedCamera(loop_of_packets), direction="sendonly")
+        if simulcast:
+            if not layers:
+                layers = await loop.run_in_executor(None, pre_encode_layers)
+            pc.addTransceiver("video", direction="sendonly")
+        else:
+            pc.addTransceiver(PreEncodedCamera(loop_of_packets), direction="sendonly")
         pc.addTransceiver(Tone(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
-        reply = await signal.request(op, sdp=pc.localDescription.sdp)
+        sdp = pc.localDescription.sdp
+        if simulcast:
+            # a=rid/a=simulcast for q, h and f, no a=ssrc on the video m-line, as a browser offers
+            sdp = SimulcastPublisher._with_layers(sdp)
+        reply = await signal.request(op, sdp=sdp)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        if simulcast:
+            sending = asyncio.ensure_future(send_layers(pc, layers))
+            await wait_connected(pc, 20.0)
         return pc
 
-    pc = await connect("publish")
+    pc = await connect("publish", simulcast=mode == "simulcast")
     ready.set()
     while True:
         while not commands.poll(0):
             await asyncio.sleep(0.1)
         command = commands.recv()
+        if sending is not None:
+            sending.cancel()
+            sending = None
         await pc.close()
-        if command != "naive":
+        if command not in ("naive", "single", "simulcast"):
             break
-        pc = await connect("naive_publish")
+        if command == "naive":
+            pc = await connect("naive_publish")
+        else:
+            pc = await connect("publish", simulcast=command == "simulcast")
         ready.set()
     await signal.close()
 
@@ -469,9 +631,16 @@ async def _publish(port: int, ready: Any, commands: Any) -> None:
 
 
 def subscriber_process(
-    port: int, count: int, naive: bool, index: int, go: Any, results: Any, window: Any
+    port: int,
+    count: int,
+    naive: bool,
+    index: int,
+    go: Any,
+    results: Any,
+    window: Any,
+    rembs: list[int] | None = None,
 ) -> None:
-    asyncio.run(_subscribe(port, count, naive, index, go, results, window))
+    asyncio.run(_subscribe(port, count, naive, index, go, results, window, rembs or []))
 
 
 class RawCounter:
@@ -481,9 +650,20 @@ class RawCounter:
         self.packets = 0
         self.frame_times: list[float] = []
         self.latencies: list[float] = []
+        self.octets = 0  # of the frame under way
+        self.frame_octets: list[int] = []  # per frame, beside frame_times
 
     def rate(self, since: float, until: float) -> float:
         return sum(1 for t in self.frame_times if since <= t < until) / (until - since)
+
+    def bps(self, since: float, until: float) -> float:
+        """Bits a second of the frames that ended in the window (RTP packets, headers too)."""
+        octets = sum(
+            size
+            for t, size in zip(self.frame_times, self.frame_octets, strict=True)
+            if since <= t < until
+        )
+        return octets * 8 / (until - since)
 
 
 def count_packets(pc: Any, kinds: dict[int, str], counters: dict[str, RawCounter]) -> None:
@@ -503,9 +683,12 @@ def count_packets(pc: Any, kinds: dict[int, str], counters: dict[str, RawCounter
             return
         counter = counters[kind]
         counter.packets += 1
+        counter.octets += len(data)
         if not data[1] & 0x80:
             return
         counter.frame_times.append(time.monotonic())
+        counter.frame_octets.append(counter.octets)
+        counter.octets = 0
         if kind == "video" and data[0] & 0x10 and len(counter.frame_times) % 10 == 0:
             index, end = 16, 16 + 4 * int.from_bytes(data[14:16], "big")
             while index < end:
@@ -531,30 +714,77 @@ def count_packets(pc: Any, kinds: dict[int, str], counters: dict[str, RawCounter
         protocol.datagram_received = datagram_received
 
 
+def video_ssrc(sdp: str) -> int | None:
+    """The SSRC the server sends the viewer's (first) video on, from its offer."""
+    in_video = False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            in_video = line.startswith("m=video")
+        elif in_video and line.startswith("a=ssrc:"):
+            return int(line[7:].split()[0])
+    return None
+
+
+async def send_remb(pc: Any, ssrc: int, bitrate: int) -> None:
+    """Say the viewer's link carries `bitrate`, once a second, as a browser's REMB does (the
+    bench's clients take RTP off the socket before aiortc, whose estimator never sees any)."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+
+    (receiver, *_) = [t.receiver for t in pc.getTransceivers() if t.kind == "video"]
+    packet = RtcpPsfbPacket(
+        fmt=RTCP_PSFB_APP,
+        ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
+        media_ssrc=0,
+        fci=pack_remb_fci(bitrate, [ssrc]),
+    )
+    while True:
+        if receiver.transport.state == "connected":
+            try:
+                await receiver._send_rtcp(packet)
+            except ConnectionError:
+                return
+        await asyncio.sleep(1.0)
+
+
 async def _subscribe(
-    port: int, count: int, naive: bool, index: int, go: Any, results: Any, window: Any
+    port: int,
+    count: int,
+    naive: bool,
+    index: int,
+    go: Any,
+    results: Any,
+    window: Any,
+    rembs: list[int],
 ) -> None:
     from aiortc import RTCPeerConnection, RTCSessionDescription
 
     os.nice(5)  # our own clients yield to the server and the publisher on a small machine
     subscribers = []
+    senders: list[asyncio.Task[None]] = []
     for i in range(count):
         signal = await SignalClient.connect(port)
         pc = RTCPeerConnection()
-        counters = {"video": RawCounter(), "audio": RawCounter()}
+        counters = {"video": RawCounter(), "audio": RawCounter(), "rtx": RawCounter()}
         offer = await signal.request(
             "naive_watch" if naive else "watch", person=f"viewer-{index}-{i}"
         )
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
-        kinds = {
-            codec.payloadType: transceiver.kind
+        kinds: dict[int, str] = {
+            # RTX apart: a probe's padding comes on it (streaming/link_estimate.py)
+            codec.payloadType: "rtx"
+            if codec.mimeType.lower().endswith("/rtx")
+            else transceiver.kind
             for transceiver in pc.getTransceivers()
             for codec in transceiver._codecs
+            if codec.payloadType is not None
         }
         count_packets(pc, kinds, counters)
         await signal.request("answer", peer_id=offer["peer_id"], sdp=pc.localDescription.sdp)
         subscribers.append((signal, pc, counters))
+        ssrc = video_ssrc(offer["sdp"])
+        if rembs and ssrc is not None:
+            senders.append(asyncio.ensure_future(send_remb(pc, ssrc, rembs[i % len(rembs)])))
     while not go.is_set():  # the main process measures, then tells us the window to report on
         await asyncio.sleep(0.05)
     while not window.poll(0.05):
@@ -567,11 +797,15 @@ async def _subscribe(
             {
                 "fps": video.rate(since, until),
                 "audio_pps": audio.rate(since, until),
+                "video_bps": video.bps(since, until),
+                "rtx_bps": counters["rtx"].bps(since, until),
                 "video_packets": video.packets,
                 "latencies": video.latencies[-200:],
             }
         )
     results.put(report)
+    for task in senders:
+        task.cancel()
     for signal, pc, _ in subscribers:
         await pc.close()
         await signal.close()
@@ -598,25 +832,29 @@ async def measure(control: SignalClient, seconds: float) -> dict[str, Any]:
         "fanout_cores": (last["fanout_cpu"] - first["fanout_cpu"]) / elapsed,
         "native_slots": last["native_slots"],
         "fanout_delays": last["fanout_delays"],
+        "elapsed": elapsed,
         "since": time.monotonic() - seconds,
         "until": time.monotonic(),
     }
 
 
 def start_subscribers(
-    port: int, total: int, processes: int, naive: bool, ctx: Any
+    port: int, total: int, processes: int, naive: bool, ctx: Any, rembs: list[int] | None = None
 ) -> tuple[list[Any], Any, Any, list[Any]]:
     go = ctx.Event()
     results = ctx.Queue()
     pipes = []
     workers = []
     per = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
+    first = 0  # the worker's first subscriber: the REMB plan goes round all of them in turn
     for index, count in enumerate(c for c in per if c):
         receive, send = ctx.Pipe(duplex=False)
         pipes.append(send)
+        turn = rembs[first % len(rembs) :] + rembs[: first % len(rembs)] if rembs else None
+        first += count
         worker = ctx.Process(
             target=subscriber_process,
-            args=(port, count, naive, index, go, results, receive),
+            args=(port, count, naive, index, go, results, receive, turn),
             daemon=True,
         )
         worker.start()
@@ -635,9 +873,10 @@ async def run_phase(
     seconds: float,
     warmup: float,
     profile: float,
+    rembs: list[int] | None = None,
 ) -> dict[str, Any]:
     baseline = await measure(control, 3.0)
-    workers, go, results, pipes = start_subscribers(port, subscribers, processes, naive, ctx)
+    workers, go, results, pipes = start_subscribers(port, subscribers, processes, naive, ctx, rembs)
     await asyncio.sleep(warmup)
     go.set()
     loaded = await measure(control, seconds)
@@ -692,6 +931,25 @@ async def run_phase(
         "latency_p95_ms": 1000 * latencies[int(len(latencies) * 0.95)] if latencies else None,
         "profile": profile_text,
         "received": len(reports),
+        "video_bps": sorted(r["video_bps"] for r in reports),
+        "rtx_bps": sorted(r["rtx_bps"] for r in reports),
+        # Simulcast: each layer's rate and packets/s as received with nobody watching, which
+        # layer the video viewers were on at the window's start and end, and the probes made.
+        "layers": [
+            {
+                "rid": layer["rid"],
+                "bps": layer["bps"],
+                "pps": (layer["ingested"] - first["ingested"]) / baseline["elapsed"],
+            }
+            for layer, first in zip(
+                baseline["last"]["layers"], baseline["first"]["layers"], strict=False
+            )
+        ],
+        "viewer_layers_start": loaded["first"]["viewer_layers"],
+        "viewer_layers_end": loaded["last"]["viewer_layers"],
+        "probes": [
+            b - a for a, b in zip(baseline["last"]["probes"], loaded["last"]["probes"], strict=True)
+        ],
         # ICE: from just before the subscribers connect to the end of the window, per subscriber.
         "stun_requests": (loaded["last"]["stun_requests"] - baseline["last"]["stun_requests"])
         / subscribers,
@@ -718,20 +976,27 @@ async def orchestrate(args: argparse.Namespace) -> int:
     control = await SignalClient.connect(port)
     ready = ctx.Event()
     commands, publisher_commands = ctx.Pipe(duplex=False)
-    publisher = ctx.Process(target=publisher_process, args=(port, ready, commands), daemon=True)
+    publisher = ctx.Process(
+        target=publisher_process, args=(port, ready, commands, args.publisher), daemon=True
+    )
     publisher.start()
     loop = asyncio.get_running_loop()
-    if not await loop.run_in_executor(None, ready.wait, 30):
+    if not await loop.run_in_executor(None, ready.wait, 60):
         raise RuntimeError("publisher did not connect")
     await control.request("set_live")
-    await asyncio.sleep(2.0)
+    await asyncio.sleep(3.0 if args.publisher == "simulcast" else 2.0)
+    simulcast_runs = args.compare_simulcast or args.publisher == "simulcast"
+    remb = args.remb or ("mix" if simulcast_runs else "none")
+    rembs = REMB_PLANS[remb]
 
     print(f"server event loop: {args.loop}; fan-out: {args.path}", flush=True)
     print(
-        f"forwarding: {args.subscribers} subscribers in {args.processes} processes, "
-        f"{args.duration:.0f} s",
+        f"forwarding ({args.publisher} publisher): {args.subscribers} subscribers in "
+        f"{args.processes} processes, {args.duration:.0f} s",
         flush=True,
     )
+    if rembs:
+        print(f"subscribers send REMB ({remb}): {', '.join(map(str, rembs))} bit/s", flush=True)
     forward = await run_phase(
         control,
         port,
@@ -742,6 +1007,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
         seconds=args.duration,
         warmup=args.warmup,
         profile=args.profile,
+        rembs=rembs,
     )
     ice_phases: dict[str, dict[str, Any]] = {}
     for mode in ("lite", "full") if args.ice == "both" else (args.ice,):
@@ -763,6 +1029,31 @@ async def orchestrate(args: argparse.Namespace) -> int:
         )
         await asyncio.sleep(1.0)  # the phase's peers close with their sockets
     await control.request("ice", mode="lite")
+    simulcast: dict[str, Any] | None = None
+    if args.compare_simulcast:
+        ready.clear()
+        publisher_commands.send("simulcast")
+        if not await loop.run_in_executor(None, ready.wait, 60):
+            raise RuntimeError("publisher did not publish simulcast")
+        await control.request("set_live")
+        await asyncio.sleep(3.0)  # each layer's rate is known after a window or two
+        print(
+            f"forwarding (simulcast publisher): {args.subscribers} subscribers in "
+            f"{args.processes} processes, {args.duration:.0f} s",
+            flush=True,
+        )
+        simulcast = await run_phase(
+            control,
+            port,
+            ctx,
+            subscribers=args.subscribers,
+            processes=args.processes,
+            naive=False,
+            seconds=args.duration,
+            warmup=args.warmup,
+            profile=args.profile,
+            rembs=rembs,
+        )
     print(f"naive MediaRelay: {args.naive} subscribers, {args.naive_duration:.0f} s", flush=True)
     ready.clear()
     publisher_commands.send("naive")
@@ -788,7 +1079,10 @@ async def orchestrate(args: argparse.Namespace) -> int:
         if process.is_alive():
             process.terminate()
 
-    for name, phase in (("forward", forward), ("naive", naive)):
+    phases = [("forward", forward), ("naive", naive)]
+    if simulcast is not None:
+        phases.insert(1, ("simulcast", simulcast))
+    for name, phase in phases:
         print(f"\n[{name}] subscribers={phase['subscribers']} (reports {phase['received']})")
         print(
             f"  server CPU: baseline {phase['baseline_cores']:.3f} cores, loaded "
@@ -805,12 +1099,15 @@ async def orchestrate(args: argparse.Namespace) -> int:
             f"  video fps received: median {phase['fps_median']:.1f}, worst "
             f"{phase['fps_min']:.1f}; audio packets/s median {phase['audio_pps_median']:.1f}"
         )
-        if name == "forward":
+        if name != "naive":
             pps = phase["packets_per_s"]
             print(
                 f"  full stream: {phase['nominal_pps']:.0f} packets/s per subscriber "
-                "(what the server ingests with nobody watching)"
+                "(what the server ingests with nobody watching"
+                + (", top layer and audio)" if phase["layers"] else ")")
             )
+            if phase["layers"]:
+                print_layers(phase)
             print(
                 f"  packets forwarded: {pps:.0f}/s -> "
                 f"{(phase['loaded_cores'] - phase['baseline_cores']) / max(pps, 1) * 1e6:.1f}"
@@ -864,12 +1161,110 @@ async def orchestrate(args: argparse.Namespace) -> int:
         print("[fan-out alone, C fan-out] not built: the server ran the Python path")
     forward_per_core = forward["full_rate_per_core"]
     naive_per_core = naive["full_rate_per_core"]
-    print(
+    last = (
         f"subscribers={args.subscribers} fps_min={forward['fps_min']:.0f} "
         f"forward_per_core={forward_per_core:.0f} naive_per_core={naive_per_core:.1f} "
         f"ratio={forward_per_core / naive_per_core:.0f}"
     )
+    if simulcast is not None:
+        print_simulcast_comparison(forward, simulcast)
+        last += (
+            f" simulcast_viewers_per_core={simulcast['full_rate_per_core']:.0f}"
+            f" single_viewers_per_core={forward_per_core:.0f}"
+            f" simulcast_cost_ratio="
+            f"{simulcast['full_rate_per_subscriber'] / forward['full_rate_per_subscriber']:.2f}"
+        )
+    elif args.publisher == "simulcast":
+        print(f"simulcast {phase_figures(forward, 'simulcast')}")
+        last += f" simulcast_viewers_per_core={forward_per_core:.0f}"
+    print(last)
     return 0
+
+
+def phase_figures(phase: dict[str, Any], name: str) -> str:
+    """A forwarding phase's cost per viewer, key=value."""
+    added = phase["loaded_cores"] - phase["baseline_cores"]
+    on = phase["viewer_layers_end"]
+    layers = ",".join(f"{rid}:{on[rid]}" for rid in sorted(on, key=layer_rank))
+    return (
+        f"{name}_us_per_packet={added / max(phase['packets_per_s'], 1) * 1e6:.1f} "
+        f"{name}_cpu_s_per_viewer_s={phase['per_subscriber']:.6f} "
+        f"{name}_measured_per_core={phase['per_core']:.0f} "
+        f"{name}_viewers_per_core={phase['full_rate_per_core']:.0f} "
+        f"{name}_pps={phase['packets_per_s']:.0f} "
+        f"{name}_baseline_cores={phase['baseline_cores']:.3f} "
+        f"{name}_fps_median={phase['fps_median']:.1f} "
+        f"{name}_layers={layers or '-'}"
+    )
+
+
+def layer_rank(rid: str) -> int:
+    rids = [rid for rid, *_ in SIMULCAST_LAYERS]
+    return rids.index(rid) if rid in rids else len(rids)
+
+
+def print_layers(phase: dict[str, Any]) -> None:
+    """A simulcast phase's layers, and which of them its viewers were on."""
+    layers = phase["layers"]
+    print(
+        "  layers received with nobody watching: "
+        + ", ".join(
+            f"{layer['rid']} {layer['bps'] / 1000:.0f} kbit/s {layer['pps']:.0f} packets/s"
+            for layer in layers
+        )
+    )
+    for when in ("start", "end"):
+        on = phase[f"viewer_layers_{when}"]
+        print(
+            f"  video viewers by layer at the window's {when} (server's ViewerSlots): "
+            + ", ".join(f"{rid} {on[rid]}" for rid in sorted(on, key=layer_rank))
+        )
+    # What each subscriber received, put with the layer whose rate is nearest.
+    near: dict[str, int] = {}
+    for bps in phase["video_bps"]:
+        nearest = min(layers, key=lambda layer: abs(layer["bps"] - bps))["rid"]
+        near[nearest] = near.get(nearest, 0) + 1
+    received = phase["video_bps"]
+    if received:
+        print(
+            f"  video received per subscriber: min {received[0] / 1000:.0f}, median "
+            f"{statistics.median(received) / 1000:.0f}, max {received[-1] / 1000:.0f} kbit/s;"
+            " nearest layer: "
+            + ", ".join(f"{rid} {near[rid]}" for rid in sorted(near, key=layer_rank))
+        )
+    rtx = phase["rtx_bps"]
+    if rtx and rtx[-1] > 0:
+        print(
+            f"  probe padding received (RTX) per subscriber: median "
+            f"{statistics.median(rtx) / 1000:.0f}, max {rtx[-1] / 1000:.0f} kbit/s; "
+            f"{sum(1 for x in rtx if x > 0)} subscribers got some in the window"
+        )
+    started, succeeded, failed = phase["probes"]
+    print(
+        f"  probes (padding towards the next layer): {started} started, {succeeded} "
+        f"succeeded, {failed} failed, from the subscribers connecting to the window's end"
+    )
+
+
+def print_simulcast_comparison(single: dict[str, Any], simulcast: dict[str, Any]) -> None:
+    """Single stream against simulcast, per viewer, from the same run."""
+    print("\n[simulcast vs single stream] per viewer, same subscribers, same run")
+    for name, phase in (("single", single), ("simulcast", simulcast)):
+        added = phase["loaded_cores"] - phase["baseline_cores"]
+        print(
+            f"  {name}: {added / max(phase['packets_per_s'], 1) * 1e6:.1f} us per forwarded "
+            f"packet, {phase['per_subscriber'] * 1e3:.3f} CPU-ms per subscriber-second "
+            f"(measured: {phase['per_core']:.0f} viewers per core; at the full stream rate: "
+            f"{phase['full_rate_per_core']:.0f}); ingest with nobody watching "
+            f"{phase['baseline_cores']:.3f} cores"
+        )
+    ratio = simulcast["full_rate_per_subscriber"] / single["full_rate_per_subscriber"]
+    measured = simulcast["per_subscriber"] / single["per_subscriber"]
+    print(
+        f"  simulcast / single cost per viewer: {ratio:.2f} at the full stream rate, "
+        f"{measured:.2f} as measured (simulcast viewers on lower layers get fewer packets)"
+    )
+    print(f"{phase_figures(single, 'single')} {phase_figures(simulcast, 'simulcast')}")
 
 
 def print_ice(phases: dict[str, dict[str, Any]], warmup: float) -> None:
@@ -879,7 +1274,7 @@ def print_ice(phases: dict[str, dict[str, Any]], warmup: float) -> None:
         f"\n[ice] {first['subscribers']} subscribers per phase; per subscriber, "
         + ", ".join(phases)
     )
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (
             f"STUN requests sent by the server (connecting + {warmup:.0f} s + "
             f"{first['window']:.0f} s)",
@@ -920,7 +1315,7 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
 
     from aiortc.rtcdtlstransport import State
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-    from media_clients import StandInSource
+    from media_clients import StandInSource, no_rtcp
     from pylibsrtp import Policy, Session
 
     from streaming.forwarder import NativeViewers, ViewerSlot, fan_out
@@ -961,6 +1356,7 @@ def micro_forwarding(count: int = 100, packets: int = 200) -> dict[str, float]:
                     _stream_id="",
                     _RTCRtpSender__transport=dtls,
                     _handle_rtcp_packet=None,  # wrapped, never called here
+                    _send_rtcp=no_rtcp,  # wrapped (fresh_sender_reports), never called
                 ),
                 _codecs=[vp8],
                 _headerExtensions=[Fake(uri=MID_URI, id=1), Fake(uri=ABS_SEND_TIME_URI, id=3)],
@@ -1035,6 +1431,27 @@ def main() -> int:
         choices=("both", "lite", "full"),
         default="both",
         help="ICE comparison phases: the server's ICE-lite, aioice's full ICE, or both",
+    )
+    parser.add_argument(
+        "--publisher",
+        choices=("single", "simulcast"),
+        default="single",
+        help="what the forwarding phase's publisher sends: one stream, or three simulcast "
+        "layers (q, h, f: 160x120, 320x240, 640x480)",
+    )
+    parser.add_argument(
+        "--compare-simulcast",
+        action="store_true",
+        help="after the single-stream forwarding phase (and the ICE phases), a second forwarding "
+        "phase with the same subscribers and a simulcast publisher, and the two side by side",
+    )
+    parser.add_argument(
+        "--remb",
+        choices=tuple(REMB_PLANS),
+        default=None,
+        help="the REMB the subscribers send once a second: none, 'top' (5 Mbit/s: the top "
+        "layer) or 'mix' (5 Mbit/s, 700 and 300 kbit/s in turn: a third on each layer); "
+        "default 'mix' when simulcast runs, else none",
     )
     parser.add_argument("--ice-subscribers", type=int, default=50)
     parser.add_argument("--ice-duration", type=float, default=10.0)

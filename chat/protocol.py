@@ -662,6 +662,17 @@ class MediaOffered(Event):
     tracks: list[dict[str, Any]]
 
 
+class MediaLayers(Event):
+    """Signal to a speaker's socket (dynacast): which simulcast layers (`rid`s) of its `label`
+    video ("camera") anyone needs now. The page sends those and pauses the others; a paused one
+    is asked for again as soon as a viewer needs it."""
+
+    type: Literal["media.layers"] = "media.layers"
+    peer_id: str
+    label: str
+    active: list[str]
+
+
 EVENTS: tuple[type[Event], ...] = (
     MessagePosted,
     MessageHeld,
@@ -687,6 +698,7 @@ EVENTS: tuple[type[Event], ...] = (
     StageChanged,
     GreenRoomChanged,
     MediaOffered,
+    MediaLayers,
 )
 
 # Close codes the server uses.

@@ -15,6 +15,7 @@ from chat.protocol import (
     GreenRoomChanged,
     JoinResult,
     MediaAnswer,
+    MediaLayers,
     MediaOffered,
     MediaPublish,
     MediaQuality,
@@ -36,12 +37,13 @@ from streaming.port import (
     Command,
     Describe,
     EndSession,
+    LayersToPublisher,
     Mute,
-    OfferToViewer,
     OnOffer,
     Outcome,
     PresenterInfo,
     Publish,
+    Push,
     SetLive,
     StageSnapshot,
     Watch,
@@ -214,21 +216,26 @@ async def end(ctx: Context, action: SessionEnd) -> None:
 
 
 def media_offers(stages_of: Callable[[], StageHosts]) -> OnOffer:
-    """Where the media server pushes its renegotiation offers: to the viewer's socket, in this
-    process or the one holding it. `stages_of()` gives the stage hosts, built after the media
+    """Where the media server pushes its renegotiation offers (and a speaker's layers): to the
+    socket, in this process or the one holding it. `stages_of()` gives the stage hosts, built after the media
     server."""
 
-    async def on_offer(offer: OfferToViewer) -> None:
-        await stages_of().send_offer(offer)
+    async def on_offer(push: Push) -> None:
+        await stages_of().send_offer(push)
 
     return on_offer
 
 
 def offer_deliverer(gateway_of: Callable[[], LiveGateway]) -> Deliver:
-    """How an offer reaches a socket of this process: as a `media.offered` signal."""
+    """How what the media server pushes reaches a socket of this process: an offer as a
+    `media.offered` signal, a speaker's layers as `media.layers`."""
 
-    def deliver(offer: OfferToViewer) -> bool:
-        offered = MediaOffered(peer_id=offer.peer_id, sdp=offer.sdp, tracks=list(offer.tracks))
-        return gateway_of().rooms.send(offer.connection_id, offered)
+    def deliver(push: Push) -> bool:
+        signal: MediaOffered | MediaLayers
+        if isinstance(push, LayersToPublisher):
+            signal = MediaLayers(peer_id=push.peer_id, label=push.label, active=list(push.active))
+        else:
+            signal = MediaOffered(peer_id=push.peer_id, sdp=push.sdp, tracks=list(push.tracks))
+        return gateway_of().rooms.send(push.connection_id, signal)
 
     return deliver

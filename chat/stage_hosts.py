@@ -8,7 +8,8 @@ stage lasts) and the others relay that session's media calls to it over Redis pu
 per process. What crosses is typed (`streaming.port`): a command by its class (only the port's
 registered command types are run; there is no calling by method name), the result and the stage
 snapshot as plain data, and a refusal as the same domain error class with its code and field. The
-host sends its renegotiation offers (`OfferToViewer`) back the same way to the process holding the
+host sends its renegotiation offers (`OfferToViewer`), and a speaker's layers to send
+(`LayersToPublisher`, dynacast), back the same way to the process holding the
 viewer's socket. Only signalling crosses processes: WebRTC goes straight between the browser and
 the host's own UDP sockets, whose candidates are the ones in the host's SDP.
 
@@ -38,11 +39,13 @@ from streaming.port import (
     Command,
     Describe,
     EndSession,
+    LayersToPublisher,
     LocalMediaPort,
     Mute,
     OfferToViewer,
     Outcome,
     Publish,
+    Push,
     SetLive,
     StageSnapshot,
     Watch,
@@ -73,7 +76,7 @@ NO_CLAIM = (Describe, CloseConnection)
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
-Deliver = Callable[[OfferToViewer], bool]  # an offer -> whether its socket is in this process
+Deliver = Callable[[Push], bool]  # a push -> whether its socket is in this process
 
 
 class StageHosts:
@@ -163,13 +166,15 @@ class StageHosts:
         outcome = await self.run(CloseConnection(session_id, connection_id=connection_id))
         return outcome.result.stage_changed, outcome.stage
 
-    async def send_offer(self, offer: OfferToViewer) -> None:
-        """The host's renegotiation offer for one viewer: to its socket, here or on its process."""
-        node = self._remote_sockets.get(offer.connection_id)
+    async def send_offer(self, push: Push) -> None:
+        """The host's renegotiation offer for one viewer, or a speaker's layers: to the socket,
+        here or on its process."""
+        node = self._remote_sockets.get(push.connection_id)
         if node is None or self._link is None or self._redis is None:
-            self._deliver(offer)
+            self._deliver(push)
             return
-        body = {"kind": "offer", "offer": dataclasses.asdict(offer)}
+        kind = "layers" if isinstance(push, LayersToPublisher) else "offer"
+        body = {"kind": kind, "offer": dataclasses.asdict(push)}
         self._spawn(self._link.publish(NODE_CHANNEL.format(node), json.dumps(body)))
 
     # -- hosting -------------------------------------------------------------------------------
@@ -249,6 +254,9 @@ class StageHosts:
         elif kind == "offer":
             offer = message["offer"]
             self._deliver(OfferToViewer(**{**offer, "tracks": tuple(offer["tracks"])}))
+        elif kind == "layers":
+            layers = message["offer"]
+            self._deliver(LayersToPublisher(**{**layers, "active": tuple(layers["active"])}))
 
     async def _serve(self, message: dict[str, Any]) -> None:
         """Run a command relayed from another process and send it the outcome."""

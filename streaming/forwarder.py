@@ -81,7 +81,9 @@ NO_VP8 = (0, 0, -1, 0)  # what the C fan-out is given for a packet with no VP8 p
 # A viewer's first seconds on a layered video, when round trips tell most (a link too slow for
 # the layer it starts on fills its queue before its browser says anything).
 FIRST_REPORTS_S = 3.0
-PROBE_COPIES_S = 0.5  # a probe sends copies of the packets of this last while
+PROBE_COPIES_S = 0.5
+# A simulcast layer nobody has needed this long is paused at the publisher (dynacast).
+DYNACAST_PAUSE_AFTER_S = 5.0  # a probe sends copies of the packets of this last while
 
 _pack_header = RTP_HEADER.pack
 ntp_now = hooks.ntp_time_now
@@ -120,6 +122,11 @@ class PublishedTrack:
         self.recorded: PublishedTrack = self
         self._record_next: PublishedTrack | None = None
         self._record_checked = 0.0
+        # Dynacast (`_dynacast`): told which layers to send (None: nobody listens), the layers
+        # sent as last told (all, to begin with), and since when each unneeded one has been.
+        self.on_layers: Callable[[tuple[str, ...]], None] | None = None
+        self._active: tuple[str, ...] = ()
+        self._unwanted_since: dict[int, float] = {}
         # The picture size of its last keyframe (VP8).
         self.size: tuple[int, int] | None = None
         self.kind = transceiver.kind
@@ -173,6 +180,7 @@ class PublishedTrack:
         self.layers[:] = [*lower, self]
         self._by_rid = {layer.rid: layer for layer in self.layers if layer.rid is not None}
         self.recorded = self
+        self._active = tuple(rids)
 
     def rate_bps(self, now: float) -> float:
         """The stream's smoothed rate (0 before its first window ends); -1 when nothing came
@@ -213,6 +221,7 @@ class PublishedTrack:
         stops sending its top layers (Chromium starts with the lowest and adds the others as its
         estimate grows), and the recorder must not be left with nothing."""
         self._record_checked = now
+        self._dynacast(now)
         for layer in self.layers:
             # Each viewer looks again at what fits: a layer that stopped (its speaker's uplink
             # or camera can no longer carry it) must not leave its viewers frozen, and a viewer
@@ -226,6 +235,35 @@ class PublishedTrack:
         elif best is not self._record_next:
             self._record_next = best
             best.request_keyframe()
+
+    def _dynacast(self, now: float) -> None:
+        """Tell the publisher (`on_layers`) which layers to send: those a viewer gets, is moving
+        to, or would step up to next, and always the lowest (where any viewer falls) and the top
+        (what is recorded). A layer is paused once nobody has needed it for
+        `DYNACAST_PAUSE_AFTER_S`, and resumed as soon as somebody does."""
+        if self.on_layers is None:
+            return
+        layers = self.layers
+        top = len(layers) - 1
+        wanted = {0, top}
+        for index, layer in enumerate(layers):
+            if layer._switching:
+                wanted.add(index)
+            if layer.slot_count:
+                wanted.update((index, min(index + 1, top)))
+        for index in wanted:
+            self._unwanted_since.pop(index, None)
+        for index in range(len(layers)):
+            if index not in wanted:
+                self._unwanted_since.setdefault(index, now)
+        active = tuple(
+            layer.rid or ""
+            for index, layer in enumerate(layers)
+            if now - self._unwanted_since.get(index, now) < DYNACAST_PAUSE_AFTER_S
+        )
+        if active != self._active:
+            self._active = active
+            self.on_layers(active)
 
     def _ingest(self, packet: hooks.RtpPacket) -> None:
         if self.closed or not packet.payload:

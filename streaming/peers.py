@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from . import aiortc_hooks as hooks
 from .errors import BAD_SDP, MediaError
 from .forwarder import PublishedTrack, ViewerSlot
 from .ice_lite import serve_ice_lite
+from .port import LayersToPublisher
 from .simulcast import RID_URI, answer_layers, offered_extension_ids, offered_layers
 
 logger = logging.getLogger(__name__)
@@ -93,6 +96,8 @@ class PublishingPeer(Peer):
         self._labels: dict[RTCRtpTransceiver, str | None] = {}
         # The simulcast layers received, by m-line (mid -> rids, lowest first).
         self.layers: dict[str, list[str]] = {}
+        # Where its tracks' dynacast goes (the server sets it): which layers to send.
+        self.on_layers: Callable[[LayersToPublisher], None] | None = None
 
     async def accept_offer(self, sdp: str) -> str:
         await _apply_remote(self.pc, sdp, "offer")
@@ -124,6 +129,7 @@ class PublishingPeer(Peer):
                     hooks.receive_simulcast(transceiver, ids)
                     track.receive_layers(rids)
                     self.layers[transceiver.mid or ""] = rids
+                    track.on_layers = functools.partial(self._layers_wanted, label)
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
@@ -134,6 +140,14 @@ class PublishingPeer(Peer):
                 if transceiver.receiver.transport is not None:
                     hooks.route_by_mid(transceiver.receiver.transport)
         return answer_layers(self.pc.localDescription.sdp, self.layers)
+
+    def _layers_wanted(self, label: str, active: tuple[str, ...]) -> None:
+        if self.on_layers is not None and not self.closed:
+            self.on_layers(
+                LayersToPublisher(
+                    connection_id=self.connection_id, peer_id=self.id, label=label, active=active
+                )
+            )
 
     def same_ice(self, sdp: str) -> bool:
         """Whether `sdp` continues this connection (the same ICE username fragment)."""

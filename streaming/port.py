@@ -6,7 +6,9 @@ and gets back an `Outcome`: the command's result and the stage as a `StageSnapsh
 Two implementations: `LocalMedia` (this process's `MediaServer`) and the relay to the process
 hosting the stage (`chat.stage_hosts.StageHosts`), which carries commands, results, snapshots and
 errors as plain data (`encode_*` / `decode_*` here, so both ends agree on one spelling).
-Offers the server makes later, on its own, reach chat as `OfferToViewer` through a callback.
+What the server pushes later, on its own, reaches chat through a callback (`OnOffer`): a
+renegotiation offer for a viewer (`OfferToViewer`), or the layers a speaker's page should send
+(`LayersToPublisher`).
 """
 
 from __future__ import annotations
@@ -144,7 +146,21 @@ class OfferToViewer:
     tracks: tuple[dict[str, str], ...]
 
 
-OnOffer = Callable[[OfferToViewer], Awaitable[None]]
+@dataclass(frozen=True)
+class LayersToPublisher:
+    """Which simulcast layers of a speaker's video anyone needs now (dynacast), for the socket
+    that publishes it: its page pauses the others (`setParameters`), so a speaker's uplink and
+    encoder are not spent on what nobody watches."""
+
+    connection_id: str
+    peer_id: str
+    label: str  # "camera"
+    active: tuple[str, ...]  # the rids to send; the others are paused
+
+
+# What the server pushes on its own to one socket.
+Push = OfferToViewer | LayersToPublisher
+OnOffer = Callable[[Push], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .forwarder import NativeViewers
 from .peers import Peer, PublishingPeer, ViewingPeer
-from .port import OfferToViewer, OnOffer, StageSnapshot
+from .port import LayersToPublisher, OfferToViewer, OnOffer, Push, StageSnapshot
 from .recorder import recording_pattern
 from .stage import Stage, now
 
@@ -137,6 +137,7 @@ class MediaServer:
             certificate=self._server_certificate(),
             max_bitrate_bps=self._max_bitrate_bps,
         )
+        peer.on_layers = self._push_layers
         self._register(peer)
         try:
             answer = await peer.accept_offer(sdp)
@@ -337,6 +338,17 @@ class MediaServer:
                 logger.info("peer %s failed; closing it", peer.id)
                 self._spawn(self._close_peers([peer]))
 
+    def _push_layers(self, layers: LayersToPublisher) -> None:
+        """Dynacast: tell the speaker's page which layers of its video to send."""
+
+        async def push() -> None:
+            try:
+                await self._on_offer(layers)
+            except Exception:
+                logger.exception("telling connection %s its layers failed", layers.connection_id)
+
+        self._spawn(push())
+
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
@@ -415,13 +427,22 @@ class MediaServer:
 def _as_messages(send: SendMessage) -> OnOffer:
     """Offers as the `{"type": "media.offer", ...}` dicts that `send` takes."""
 
-    async def on_offer(offer: OfferToViewer) -> None:
-        message = {
-            "type": "media.offer",
-            "peer_id": offer.peer_id,
-            "sdp": offer.sdp,
-            "tracks": list(offer.tracks),
-        }
-        await send(offer.connection_id, message)
+    async def on_offer(push: Push) -> None:
+        message: dict[str, Any]
+        if isinstance(push, LayersToPublisher):
+            message = {
+                "type": "media.layers",
+                "peer_id": push.peer_id,
+                "label": push.label,
+                "active": list(push.active),
+            }
+        else:
+            message = {
+                "type": "media.offer",
+                "peer_id": push.peer_id,
+                "sdp": push.sdp,
+                "tracks": list(push.tracks),
+            }
+        await send(push.connection_id, message)
 
     return on_offer

@@ -25,6 +25,10 @@ export function mountGreenRoom({ live, room, slots }) {
     if (text) slots["publish-state"].textContent = text;
     slots["publish-state"].dataset.state = event.detail;
   });
+  // Which layers of the camera go out (the server pauses those nobody watches): for support.
+  publisher.addEventListener("layers", (event) => {
+    slots["publish-state"].dataset.cameraLayers = event.detail.join(" ");
+  });
 
   // A publishing connection that fails while the socket stays up starts again (the server drops a
   // failed connection, so the new offer makes a new one).

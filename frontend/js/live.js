@@ -86,6 +86,7 @@ export const PROTOCOL = {
     stageChanged: "stage.changed", // {stage}
     greenRoomChanged: "green_room.changed", // {stage}
     mediaOffered: "media.offered", // {peer_id, sdp, tracks}
+    mediaLayers: "media.layers", // {peer_id, label, active}: the layers of a speaker's video to send
     // Not a frame: LiveSession dispatches it on every successful join with the JoinResult.
     joined: "live.joined",
   },

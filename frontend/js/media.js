@@ -58,6 +58,11 @@ export class Publisher extends EventTarget {
     super();
     this.live = live;
     this.pc = null;
+    this.peerId = null;
+    // Dynacast: the server says which layers of the camera anyone watches; the others pause.
+    this.offLayers = live.on(E.mediaLayers, (frame) => {
+      this.queue(() => this.sendLayers(frame));
+    });
     this.transceivers = new Map(); // "mic" | "camera" | "screen" -> RTCRtpTransceiver
     this.mayPublish = null;
     this.busy = Promise.resolve();
@@ -97,6 +102,7 @@ export class Publisher extends EventTarget {
     const result = await this.live.send(A.mediaPublish, { sdp: pc.localDescription.sdp });
     if (this.pc !== pc) return;
     this.mayPublish = result.may_publish;
+    this.peerId = result.peer_id;
     try {
       await pc.setRemoteDescription({ type: "answer", sdp: result.sdp });
     } catch (error) {
@@ -150,6 +156,32 @@ export class Publisher extends EventTarget {
     });
   }
 
+  // Send the layers (rids) in `active` of the `label` video, and pause the others.
+  async sendLayers({ peer_id, label, active }) {
+    const transceiver = this.transceivers.get(label);
+    if (!this.pc || peer_id !== this.peerId || !transceiver) return;
+    const sender = transceiver.sender;
+    const parameters = sender.getParameters();
+    if (!parameters.encodings || parameters.encodings.length < 2) return;
+    let changed = false;
+    for (const encoding of parameters.encodings) {
+      const on = active.includes(encoding.rid);
+      if (encoding.active !== on) {
+        encoding.active = on;
+        changed = true;
+      }
+    }
+    if (!changed) return;
+    try {
+      await sender.setParameters(parameters);
+    } catch (error) {
+      log("pausing layers", error);
+      return;
+    }
+    const sent = parameters.encodings.filter((encoding) => encoding.active).map((encoding) => encoding.rid);
+    this.dispatchEvent(new CustomEvent("layers", { detail: sent }));
+  }
+
   // Swap a device without renegotiating.
   async replaceTrack(source, track) {
     const transceiver = this.transceivers.get(source);
@@ -163,6 +195,7 @@ export class Publisher extends EventTarget {
   }
 
   close() {
+    this.offLayers();
     this.closePeer();
   }
 }

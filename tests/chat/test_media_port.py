@@ -30,6 +30,7 @@ from streaming import (
     Closed,
     Command,
     Describe,
+    LayersToPublisher,
     LocalMedia,
     MediaServer,
     Mute,
@@ -41,7 +42,7 @@ from streaming import (
     Watch,
 )
 from streaming.errors import UNAVAILABLE, MediaError
-from streaming.port import decode_error, encode_error
+from streaming.port import Push, decode_error, encode_error
 from tests.conftest import REDIS_URL
 from tests.streaming.media_clients import (
     LOOPBACK_ONLY,
@@ -60,7 +61,7 @@ pytestmark = pytest.mark.redis
 class Process:
     link: RedisLink
     hosts: StageHosts
-    offers: list[OfferToViewer]  # offers delivered to this process's sockets
+    offers: list[Push]  # offers (and layers) delivered to this process's sockets
 
 
 @pytest.fixture
@@ -70,15 +71,15 @@ async def processes(tmp_path: Path) -> AsyncIterator[list[Process]]:
         for name in ("a", "b"):
             link = await stack.enter_async_context(open_link(REDIS_URL))
             assert isinstance(link, RedisLink)
-            offers: list[OfferToViewer] = []
+            offers: list[Push] = []
 
-            def deliver(offer: OfferToViewer, offers: list[OfferToViewer] = offers) -> bool:
+            def deliver(offer: Push, offers: list[Push] = offers) -> bool:
                 offers.append(offer)
                 return True
 
             process: list[StageHosts] = []  # the media server's offers go to its stage hosts
 
-            async def on_offer(offer: OfferToViewer, process: list[StageHosts] = process) -> None:
+            async def on_offer(offer: Push, process: list[StageHosts] = process) -> None:
                 await process[0].send_offer(offer)
 
             media = MediaServer(ice_servers=[], recordings_dir=tmp_path / name, on_offer=on_offer)
@@ -290,3 +291,22 @@ async def test_one_link_carries_the_event_bus_and_stage_hosting(
 
 async def _nowhere(connection_id: str, message: dict[str, object]) -> None:
     """No viewers in this story: nothing is offered."""
+
+
+async def test_a_speakers_layers_reach_its_socket_on_the_process_holding_it(
+    processes: list[Process],
+) -> None:
+    """Dynacast across processes: the stage's host (B) tells a speaker whose socket is on A which
+    layers to send; A's socket gets them as the port's type, as an offer would."""
+    a, b = processes
+    session = new_session()
+    await b.hosts.run(SetLive(session, person_id="spk", live=True))
+    await a.hosts.run(  # a call from the socket on A: B learns where that socket is
+        Watch(session, person_id="spk", connection_id="spk-socket", sees_green_room=True)
+    )
+    layers = LayersToPublisher(
+        connection_id="spk-socket", peer_id="peer-1", label="camera", active=("q", "f")
+    )
+    await b.hosts.send_offer(layers)
+    await eventually(lambda: a.offers == [layers], 5, "the layers on A")
+    assert b.offers == []

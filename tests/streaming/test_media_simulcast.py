@@ -10,6 +10,7 @@ import time
 import pytest
 from media_clients import Conference, SimulcastPublisher, Viewer, eventually, say_link, tap
 
+from streaming import forwarder
 from streaming.forwarder import PublishedTrack, ViewerSlot
 from streaming.payloads import vp8_descriptor
 from streaming.peers import PublishingPeer, ViewingPeer
@@ -257,3 +258,46 @@ async def test_a_viewer_whose_browser_estimates_too_little_is_probed_then_steps_
         assert {(b - a) & 0xFFFF for a, b in zip(sequence, sequence[1:], strict=False)} == {1}
     finally:
         await publisher.close()
+
+
+async def test_layers_nobody_needs_are_paused_at_the_speaker_and_resumed_when_needed(
+    conference: Conference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dynacast: with every viewer on the full layer, the speaker's page is told to send only the
+    lowest and the full one (the half layer costs its uplink for nobody; the lowest is where any
+    viewer falls, the full one is recorded). When a viewer on a slow link arrives, on the
+    lowest layer, the half layer (its next step up) is asked for again at once."""
+    monkeypatch.setattr(forwarder, "DYNACAST_PAUSE_AFTER_S", 1.5)
+    publisher = SimulcastPublisher()
+    try:
+        camera, viewer, slot = await watched_live(conference, publisher)
+        assert slot.layer == "f"
+
+        def told() -> list[list[str]]:
+            return [
+                message["active"]
+                for connection, message in conference.messages
+                if connection == "conn-speaker" and message["type"] == "media.layers"
+            ]
+
+        await eventually(lambda: told() == [["q", "f"]], 5, "the half layer paused")
+        (message,) = [m for c, m in conference.messages if m["type"] == "media.layers"]
+        assert message["label"] == "camera" and message["peer_id"] == camera_peer(conference).id
+
+        slow = await conference.watch("s1", "slow")
+        slow_slot = video_slot(conference, slow)
+        for _ in range(50):  # until its connection is up and the estimate arrives
+            await say_link(slow, slow_slot, 200_000)
+            if slow_slot.layer == "q":
+                break
+            await asyncio.sleep(0.1)
+        assert slow_slot.layer == "q"
+        await eventually(lambda: told()[-1:] == [["q", "h", "f"]], 2.5, "the half layer again")
+        assert slot.layer == "f"
+    finally:
+        await publisher.close()
+
+
+def camera_peer(conference: Conference) -> PublishingPeer:
+    (peer,) = [p for p in conference.server._peers.values() if isinstance(p, PublishingPeer)]
+    return peer
