@@ -46,6 +46,20 @@ export function gathered(pc, ms = 4000) {
   });
 }
 
+// A screen share goes out as one layer at full resolution and a low frame rate: slides and text
+// stay sharp (the encoder is told the content is detail, and to drop frames, never resolution,
+// when its link or CPU is short), and a page of text needs few frames a second.
+const SCREEN_LAYER = { maxFramerate: 5, maxBitrate: 1500000 };
+
+function addScreen(pc, track, screen) {
+  track.contentHint = "detail";
+  const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [screen], sendEncodings: [SCREEN_LAYER] });
+  const parameters = transceiver.sender.getParameters();
+  parameters.degradationPreference = "maintain-resolution";
+  transceiver.sender.setParameters(parameters).catch((error) => log("screen share settings", error));
+  return transceiver;
+}
+
 function log(what, error) {
   // Visible in the console (and to the browser tests, which collect console errors).
   console.error(`[dais media] ${what}: ${error && (error.message || error)}`);
@@ -87,7 +101,7 @@ export class Publisher extends EventTarget {
       this.transceivers.set("mic", pc.addTransceiver(audio || "audio", { direction: audio ? "sendonly" : "inactive", streams: stream ? [stream] : [] }));
       this.transceivers.set("camera", pc.addTransceiver(video || "video", { direction: video ? "sendonly" : "inactive", streams: stream ? [stream] : [], sendEncodings: CAMERA_LAYERS }));
       const screenTrack = screen && screen.getVideoTracks()[0];
-      if (screenTrack) this.transceivers.set("screen", pc.addTransceiver(screenTrack, { direction: "sendonly", streams: [screen] }));
+      if (screenTrack) this.transceivers.set("screen", addScreen(pc, screenTrack, screen));
       pc.addEventListener("connectionstatechange", () => {
         this.dispatchEvent(new CustomEvent("state", { detail: pc.connectionState }));
       });
@@ -140,10 +154,11 @@ export class Publisher extends EventTarget {
       let transceiver = this.transceivers.get("screen");
       if (track) {
         if (transceiver) {
+          track.contentHint = "detail";
           await transceiver.sender.replaceTrack(track);
           transceiver.direction = "sendonly";
         } else {
-          transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [screen] });
+          transceiver = addScreen(pc, track, screen);
           this.transceivers.set("screen", transceiver);
         }
       } else if (transceiver) {
