@@ -684,7 +684,7 @@ def count_packets(pc: Any, kinds: dict[int, str], counters: dict[str, RawCounter
         counter = counters[kind]
         counter.packets += 1
         counter.octets += len(data)
-        if not data[1] & 0x80:
+        if not data[1] & 0x80 and kind != "rtx":  # RTX (probe padding): each packet counts
             return
         counter.frame_times.append(time.monotonic())
         counter.frame_octets.append(counter.octets)

@@ -43,13 +43,14 @@ from .header_layout import (
     probe_packet,
 )
 from .link_estimate import LOSS_WINDOW_S, PROBE_MAX_S, REPORT_INTERVAL_S, ViewerLink
-from .munger import RtpMunger
+from .munger import OffsetHistory, RtpMunger
 from .payloads import (
     Vp8Descriptor,
     keyframe_detector,
     vp8_descriptor,
     vp8_keyframe_size,
     vp8_rewrite,
+    vp8_temporal_id,
 )
 from .retransmit import Retransmissions
 from .simulcast import UP_SHARE, LayerChoice
@@ -75,15 +76,16 @@ PACKET_OVERHEAD = 40
 # it gives its own estimate, is a share of it).
 RATE_WINDOW_S = 1.0
 # A probe (streaming/link_estimate.py) pads a viewer's stream every this many seconds.
-PADDING_INTERVAL_S = 0.02
+PADDING_INTERVAL_S = 0.05
 PADDING_MAX = 255  # bytes of padding in one packet (its count is one byte)
 NO_VP8 = (0, 0, -1, 0)  # what the C fan-out is given for a packet with no VP8 picture id
 # A viewer's first seconds on a layered video, when round trips tell most (a link too slow for
 # the layer it starts on fills its queue before its browser says anything).
 FIRST_REPORTS_S = 3.0
-PROBE_COPIES_S = 0.5
+PROBE_COPIES_S = 0.5  # a probe sends copies of the packets of this last while
+PROBE_COPIES_MAX = 16
 # A simulcast layer nobody has needed this long is paused at the publisher (dynacast).
-DYNACAST_PAUSE_AFTER_S = 5.0  # a probe sends copies of the packets of this last while
+DYNACAST_PAUSE_AFTER_S = 5.0
 
 _pack_header = RTP_HEADER.pack
 ntp_now = hooks.ntp_time_now
@@ -151,6 +153,8 @@ class PublishedTrack:
         self._last_arrival = 0.0
         self.last_forwarded: ForwardedPacket | None = None
         self._is_vp8 = False
+        # Whether it comes in temporal layers (a VP8 packet of a layer above the base seen).
+        self.temporal = False
         # The picture id and TL0PICIDX of its last VP8 packet (a viewer leaving it goes on from
         # them on its next source: ViewerSlot.vp8_next).
         self.last_vp8: Vp8Descriptor | None = None
@@ -303,7 +307,10 @@ class PublishedTrack:
             self._is_keyframe_start(payload),
             ntp_now(),
             vp8_descriptor(payload) if self._is_vp8 else None,
+            vp8_temporal_id(payload) if self._is_vp8 else -1,
         )
+        if forwarded.temporal_id > 0:
+            self.temporal = True
         if forwarded.vp8 is not None:
             self.last_vp8 = forwarded.vp8
         self._history[packet.sequence_number % HISTORY_SIZE] = forwarded
@@ -653,6 +660,9 @@ class ViewerSlot:
         "_source_since",
         "vp8_next",
         "vp8_offsets",
+        "max_temporal",
+        "_skipped_picture",
+        "_picture_offsets",
         "link",
         "choice",
         "_octets_sent",
@@ -738,6 +748,13 @@ class ViewerSlot:
         # first source), and the pair its next source starts from (None: none sent yet).
         self.vp8_offsets = (0, 0)
         self.vp8_next: tuple[int, int] | None = None
+        # The highest temporal layer sent (None: all). While it is set the slot is on the
+        # Python path, which skips the others' packets (`_skip`); `_move_to` clears it.
+        self.max_temporal: int | None = None
+        self._skipped_picture = -1  # the picture id of the last frame skipped
+        # The picture id offset as it was for each of the viewer's sequence numbers (frames
+        # skipped move it back): a retransmission carries the picture id first sent.
+        self._picture_offsets = OffsetHistory()
         hooks.hook_sender(
             self.sender,
             self._on_keyframe_request,
@@ -830,6 +847,8 @@ class ViewerSlot:
         self._source_pt = -1
         self._source_since = time.monotonic()
         self.link.settle(self._source_since)
+        self.max_temporal = None
+        self._skipped_picture = -1
         if source is not None:
             source.add_slot(self)
             if len(source.layers) > 1:
@@ -862,7 +881,7 @@ class ViewerSlot:
     def native_parameters(self) -> NativeParameters | None:
         """What the C fan-out needs to go on sending to this slot exactly as `forward` would;
         None when it cannot (no payload type or keyframe yet, or a transport C cannot write)."""
-        if self.payload_type < 0 or self.munger.waiting_for_start:
+        if self.payload_type < 0 or self.munger.waiting_for_start or self.max_temporal is not None:
             return None
         target = self._output.native_target()
         if target is None:
@@ -931,6 +950,7 @@ class ViewerSlot:
     def _start_vp8(self, descriptor: Vp8Descriptor) -> None:
         """The stream starts again on this packet (a keyframe): map the source's picture ids and
         TL0PICIDX onto the viewer's, continuing from the last source's."""
+        self._picture_offsets.clear()
         if self.vp8_next is None:
             self.vp8_offsets = (0, 0)
             return
@@ -941,10 +961,14 @@ class ViewerSlot:
             (self.vp8_next[1] - tl0) & 0xFF,
         )
 
-    def _rest(self, packet: ForwardedPacket, rest: bytes) -> bytes:
-        """A template's bytes after the SSRC, with this viewer's VP8 picture id and TL0PICIDX."""
+    def _rest(
+        self, packet: ForwardedPacket, rest: bytes, picture_offset: int | None = None
+    ) -> bytes:
+        """A template's bytes after the SSRC, with this viewer's VP8 picture id and TL0PICIDX
+        (the picture id moved by `picture_offset` if given, else by the current offset)."""
         descriptor = packet.vp8
-        if descriptor is None or self.vp8_offsets == (0, 0):
+        picture_offset = self.vp8_offsets[0] if picture_offset is None else picture_offset
+        if descriptor is None or (picture_offset, self.vp8_offsets[1]) == (0, 0):
             return rest
         length, picture_id, _, tl0 = descriptor
         mask = 0x7FFF if length == 2 else 0x7F
@@ -952,7 +976,7 @@ class ViewerSlot:
         payload = vp8_rewrite(
             rest[start:],
             descriptor,
-            (picture_id + self.vp8_offsets[0]) & mask,
+            (picture_id + picture_offset) & mask,
             (tl0 + self.vp8_offsets[1]) & 0xFF,
         )
         return rest[:start] + payload
@@ -966,6 +990,9 @@ class ViewerSlot:
 
     def forward(self, packet: ForwardedPacket, batch: list | None = None) -> None:  # type: ignore[type-arg]
         """Rewrite `packet` for this viewer and send it (or append the send to `batch`)."""
+        if self.max_temporal is not None and packet.temporal_id > self.max_temporal:
+            self._skip(packet)
+            return
         if packet.payload_type != self._source_pt:
             self._select_payload_type(packet.payload_type)
         if self.payload_type < 0:
@@ -1013,15 +1040,41 @@ class ViewerSlot:
         if self._native_generation != self._output.generation and batch is not None:
             self._try_native()
 
-    def _send(self, packet: ForwardedPacket) -> None:
-        """Send `packet` again, as it was (a retransmission: no counters change)."""
+    def _skip(self, packet: ForwardedPacket) -> None:
+        """Not send `packet` (a temporal layer above `max_temporal`), and keep the viewer's
+        sequence numbers and picture ids continuous without it: the frames the viewer gets then
+        reference only frames it got (a temporal layer references only lower ones)."""
+        if self.munger.waiting_for_start:
+            return
+        self.munger.skip()
+        descriptor = packet.vp8
+        if descriptor is not None and descriptor[1] != self._skipped_picture:
+            self._skipped_picture = descriptor[1]
+            mask = 0x7FFF if descriptor[0] == 2 else 0x7F
+            before = self.vp8_offsets[0]
+            self.vp8_offsets = ((before - 1) & mask, self.vp8_offsets[1])
+            self._picture_offsets.change(
+                self.munger.next_sequence_number(), before, self.vp8_offsets[0]
+            )
+
+    def keep_temporal(self, highest: int | None) -> None:
+        """Send only temporal layers up to `highest` of the current source (None: all)."""
+        if highest is not None and self.native and self.source is not None:
+            self.source.leave_native(self)  # the Python path skips; C sends every packet
+            self.source.add_slot(self)
+        self.max_temporal = highest
+
+    def _send(self, packet: ForwardedPacket, sequence_number: int) -> None:
+        """Send `packet` again, as it was, as the viewer's `sequence_number` (a retransmission:
+        no counters change)."""
         template = packet.template(self.layout_id, self.layout)
-        sequence_number, timestamp = self.munger.munge(packet.sequence_number, packet.timestamp)
+        timestamp = (packet.timestamp + self.munger.ts_offset) & 0xFFFFFFFF
+        picture_offset = self._picture_offsets.at(sequence_number, self.vp8_offsets[0])
         self._output.send(
             _pack_header(
                 template[0], template[1] | self.payload_type, sequence_number, timestamp, self.ssrc
             )
-            + self._rest(packet, template[2])
+            + self._rest(packet, template[2], picture_offset)
         )
 
     def _select_payload_type(self, source_pt: int) -> None:
@@ -1062,7 +1115,7 @@ class ViewerSlot:
             rtt=hooks.sender_rtt(self.sender),
             rate_bps=self.estimate_bps or source.bitrate_bps,
         ):
-            self._send(packet)
+            self._send(packet, sequence_number)
 
     def _on_estimate(self, bitrate: int) -> None:
         self.estimate_bps = bitrate
@@ -1129,16 +1182,28 @@ class ViewerSlot:
             if self._switch_to is not None:  # the link recovered before the switch was made
                 self._switch_to.forget_switch(self)
                 self._switch_to = None
+                self.keep_temporal(None)
             self._maybe_probe(source, now)
         elif target is self._switch_to:
             target.request_keyframe()  # still waiting: a request may have been lost, or ignored
-        elif self.link.congested(now) and source.layers.index(target) < source.layers.index(source):
-            # Down from a link that is losing packets or queueing them: stop sending the
-            # current layer now. What it would add until the target's keyframe only lengthens
-            # the queue that keyframe must pass, and is lost at its tail (at 600 kbit/s the
-            # full layer's last second cost the quarter layer's first keyframe).
+        elif (
+            self.link.congested(now)
+            and source.layers.index(target) < source.layers.index(source)
+            and not source.temporal
+        ):
+            # Down from a link that is losing packets or queueing them, and the current layer
+            # has no temporal layers to shed: stop sending it now. What it would add until the
+            # target's keyframe only lengthens the queue that keyframe must pass, and is lost
+            # at its tail (at 600 kbit/s the full layer's last second cost the quarter layer's
+            # first keyframe).
             self._move_to(target)
         else:
+            if self.link.congested(now) and source.layers.index(target) < source.layers.index(
+                source
+            ):
+                # A fast step down: the current layer's base temporal layer only (a quarter of
+                # its frames, about half its rate) until the target's keyframe.
+                self.keep_temporal(0)
             # The current layer goes on until the target's keyframe (no gap while it comes).
             if self._switch_to is not None:
                 self._switch_to.forget_switch(self)
@@ -1222,13 +1287,14 @@ class ViewerSlot:
         self._padding = asyncio.get_running_loop().call_later(PADDING_INTERVAL_S, self._pad)
 
     def _recent_packets(self, source: PublishedTrack, now: float) -> list[ForwardedPacket]:
-        """The packets of the last `PROBE_COPIES_S` that this slot was sent from `source`."""
+        """The packets of the last `PROBE_COPIES_S` that this slot was sent from `source` (the
+        last `PROBE_COPIES_MAX` at most: a tick sends one or two)."""
         last = source.last_forwarded
         if last is None or self.munger.waiting_for_start:
             return []
         since = max(now - PROBE_COPIES_S, self._source_since)
         recent: list[ForwardedPacket] = []
-        for back in range(HISTORY_SIZE // 4):
+        for back in range(PROBE_COPIES_MAX):
             packet = source.history((last.sequence_number - back) & 0xFFFF)
             if packet is None or packet.arrival < since:
                 break

@@ -84,6 +84,7 @@ class ForwardedPacket:
         "audio_level",
         "keyframe_start",
         "vp8",
+        "temporal_id",
         "ntp_time",
         "templates",
         "size",
@@ -102,6 +103,7 @@ class ForwardedPacket:
         keyframe_start: bool,
         ntp_time: int,
         vp8: Vp8Descriptor | None = None,
+        temporal_id: int = -1,
     ) -> None:
         self.sequence_number = sequence_number
         self.timestamp = timestamp
@@ -114,6 +116,7 @@ class ForwardedPacket:
         # Its VP8 picture id and TL0PICIDX (streaming/payloads.py), which a viewer's numbering
         # rewrites after a switch (None: not VP8, or none in the packet).
         self.vp8 = vp8
+        self.temporal_id = temporal_id  # its VP8 temporal layer (-1: not given)
         self.ntp_time = ntp_time
         self.templates: dict[int, Template] = {}
         self.size = len(payload)

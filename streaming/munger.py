@@ -16,7 +16,43 @@ from __future__ import annotations
 import random
 
 SEQUENCE_MASK = 0xFFFF  # RTP sequence numbers are 16 bits
+MAX_SEGMENTS = 256  # offsets remembered after packets skipped (a few seconds of a dropped layer)
 TIMESTAMP_MASK = 0xFFFFFFFF  # RTP timestamps are 32 bits
+
+
+class OffsetHistory:
+    """An offset as it was for each of a viewer's sequence numbers, where it changed while the
+    stream went on (packets skipped): a retransmission must be the packet as it was sent."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        # (the viewer's first sequence number, the offset from it on), oldest first; the first
+        # entry's None stands for everything before. Empty: the offset never changed.
+        self._entries: list[tuple[int | None, int]] = []
+
+    def clear(self) -> None:
+        self._entries = []
+
+    def change(self, first: int, before: int, after: int) -> None:
+        """From the viewer's sequence number `first` on, the offset is `after` (was `before`)."""
+        entries = self._entries
+        if not entries:
+            entries.append((None, before))
+        if entries[-1][0] == first:
+            entries[-1] = (first, after)
+        else:
+            entries.append((first, after))
+            if len(entries) > MAX_SEGMENTS:  # far older than any NACK still useful
+                del entries[1:2]
+
+    def at(self, sequence_number: int, current: int) -> int:
+        """The offset the viewer's `sequence_number` was sent with (`current` if it never
+        changed)."""
+        for first, offset in reversed(self._entries):
+            if first is None or (sequence_number - first) & SEQUENCE_MASK < 0x8000:
+                return offset
+        return current
 
 
 class RtpMunger:
@@ -27,6 +63,7 @@ class RtpMunger:
     """
 
     __slots__ = (
+        "_segments",
         "clock_rate",
         "last_sent",
         "last_seq",
@@ -44,6 +81,9 @@ class RtpMunger:
         self.last_ts = 0
         self.last_sent = 0.0  # when (a monotonic time) the last packet was sent
         self.waiting_for_start = True  # the keyframe gate: closed until a keyframe starts
+        # Packets of the source not sent (a temporal layer dropped) move the later ones back by
+        # one: the sequence number offset as it was for each of the viewer's numbers.
+        self._segments = OffsetHistory()
 
     def switch_source(self) -> None:
         """Another source (or none) feeds the stream: wait for its first keyframe."""
@@ -68,6 +108,18 @@ class RtpMunger:
         self.seq_offset = (first_seq - sequence_number) & SEQUENCE_MASK
         self.ts_offset = (first_ts - timestamp) & TIMESTAMP_MASK
         self.waiting_for_start = False
+        self._segments.clear()
+
+    def skip(self) -> None:
+        """The source's next packet is not sent: the ones after it keep the viewer's sequence
+        numbers continuous (a NACK for an earlier one still finds its source packet)."""
+        before = self.seq_offset
+        self.seq_offset = (before - 1) & SEQUENCE_MASK
+        self._segments.change(self.next_sequence_number(), before, self.seq_offset)
+
+    def next_sequence_number(self) -> int:
+        """The viewer's sequence number of the next packet sent."""
+        return ((self.last_seq or 0) + 1) & SEQUENCE_MASK
 
     def munge(self, sequence_number: int, timestamp: int) -> tuple[int, int]:
         """The viewer's sequence number and timestamp for a source's packet."""
@@ -78,7 +130,8 @@ class RtpMunger:
 
     def source_sequence_number(self, sequence_number: int) -> int:
         """The source's sequence number behind one of the viewer's (a NACK names the viewer's)."""
-        return (sequence_number - self.seq_offset) & SEQUENCE_MASK
+        offset = self._segments.at(sequence_number, self.seq_offset)
+        return (sequence_number - offset) & SEQUENCE_MASK
 
     def sent(self, sequence_number: int, timestamp: int, now: float) -> None:
         """The viewer's packet with this (munged) sequence number and timestamp went out."""

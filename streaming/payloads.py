@@ -72,6 +72,22 @@ def vp8_descriptor(payload: bytes) -> Vp8Descriptor | None:
     return length, picture_id, position, payload[position]
 
 
+def vp8_temporal_id(payload: bytes) -> int:
+    """The temporal layer (TID, 0 the base) of a VP8 RTP payload (-1: its descriptor gives none).
+    Chromium sends each simulcast layer in three temporal layers: 0 every fourth frame, 1 the
+    frames between those, 2 every other frame; a frame of one references only lower ones."""
+    size = len(payload)
+    if size < 3 or not payload[0] & 0x80 or not payload[1] & 0x20:  # X, then T
+        return -1
+    extension = payload[1]
+    index = 2
+    if extension & 0x80:  # I: a picture id of 1 or 2 bytes
+        index += 2 if payload[2] & 0x80 else 1
+    if extension & 0x40:  # L: TL0PICIDX
+        index += 1
+    return payload[index] >> 6 if index < size else -1
+
+
 def vp8_rewrite(payload: bytes, descriptor: Vp8Descriptor, picture_id: int, tl0: int) -> bytes:
     """`payload` with its descriptor's picture id and TL0PICIDX replaced (same length)."""
     length, _, tl0_position, _ = descriptor

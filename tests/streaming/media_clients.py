@@ -329,6 +329,17 @@ async def say_link(viewer: Viewer, slot: Any, link_bps: int) -> None:
     )
 
 
+async def say_link_until_heard(viewer: Viewer, slot: Any, link_bps: int) -> None:
+    """`say_link`, again every 0.1 s until the server's `slot` has it (a REMB sent before the
+    viewer's connection is up is lost)."""
+    for _ in range(50):
+        await say_link(viewer, slot, link_bps)
+        if slot.estimate_bps is not None and abs(slot.estimate_bps - link_bps) < link_bps / 100:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the server never heard that the link carries {link_bps}")
+
+
 async def no_rtcp(packet: Any) -> None:
     """A stand-in sender's RTCP handling (`_handle_rtcp_packet`): none."""
 

@@ -12,7 +12,13 @@ from media_clients import no_rtcp
 
 from streaming import MediaServer, aiortc_hooks, internals_check
 from streaming.forwarder import ForwardedPacket, ViewerSlot
-from streaming.payloads import h264_keyframe_start, vp8_frame_size, vp8_keyframe_start
+from streaming.payloads import (
+    h264_keyframe_start,
+    vp8_descriptor,
+    vp8_frame_size,
+    vp8_keyframe_start,
+    vp8_temporal_id,
+)
 
 
 @pytest.fixture
@@ -176,3 +182,92 @@ def test_a_slot_keeps_numbering_continuous_when_its_source_switches(
 
     slot.release()
     assert second.slots == [] and slot.key is None and transceiver.direction == "inactive"
+
+
+def vp8(picture_id: int, tl0: int, tid: int, *, start: bool) -> bytes:
+    """A VP8 payload whose descriptor has a 15-bit picture id, TL0PICIDX and a temporal layer."""
+    return (
+        bytes((0x90 if start else 0x80, 0xE0, 0x80 | picture_id >> 8, picture_id & 0xFF, tl0))
+        + bytes((tid << 6,))
+        + (b"\x00" if start and tid == 0 and picture_id == 7000 else b"\x01")  # a keyframe first
+        + bytes(20)
+    )
+
+
+def test_a_slot_keeping_only_the_base_temporal_layer_stays_one_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fast step down: the viewer gets only the base temporal layer of its current layer (a
+    quarter of the frames) until the lower layer's keyframe. The frames skipped leave no gap in
+    its sequence numbers or picture ids (its browser would wait for them, or drop the frames
+    after), and a NACK for a packet sent before the skips still gets that packet again."""
+    sent: list[bytes] = []
+    monkeypatch.setattr(aiortc_hooks, "sendable", lambda sender: True)
+    monkeypatch.setattr(
+        aiortc_hooks.RtpOutput, "send", lambda self, data: sent.append(data) or True
+    )
+    monkeypatch.setattr(aiortc_hooks, "note_sent", lambda *args: None)
+    monkeypatch.setattr(aiortc_hooks, "compatible_payload_type", lambda transceiver, codec: 120)
+    monkeypatch.setattr(aiortc_hooks, "sender_rtt", lambda sender: 0.05)
+    transceiver = SimpleNamespace(
+        kind="video",
+        mid="3",
+        direction="sendonly",
+        sender=SimpleNamespace(
+            _ssrc=0x11223344,
+            _track_id="",
+            _stream_id="",
+            _handle_rtcp_packet=no_rtcp,
+            _send_rtcp=no_rtcp,
+        ),
+        _headerExtensions=[],
+    )
+    slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
+    slot.reserve(("speaker", "camera"), "t", "s")
+    source = FakeTrack()
+    slot.set_source(source)  # type: ignore[arg-type]
+    slot.mark_negotiated()
+    history: dict[int, ForwardedPacket] = {}
+    source.history = history.get  # type: ignore[method-assign]
+    source.bitrate_bps = 500_000  # type: ignore[attr-defined]
+
+    # Sixteen frames of two packets each, temporal layers 0, 2, 1, 2, ...; a quarter in, the
+    # slot keeps only the base layer.
+    sequence = 1000
+    for frame in range(16):
+        tid = (0, 2, 1, 2)[frame % 4]
+        tl0 = 50 + frame // 4
+        if frame == 4:
+            slot.keep_temporal(0)
+        for part in range(2):
+            payload = vp8(7000 + frame, tl0, tid, start=part == 0)
+            packet = ForwardedPacket(
+                sequence, 3000 * frame, part, 96, payload, None, None, frame == 0 and part == 0,
+                0, vp8_descriptor(payload), vp8_temporal_id(payload),
+            )  # fmt: skip
+            history[sequence] = packet
+            slot.forward(packet)
+            sequence += 1
+
+    assert len(sent) == 8 + 3 * 2  # the first four frames, then the base layer's three
+    numbers = [int.from_bytes(d[2:4], "big") for d in sent]
+    assert [(n - numbers[0]) & 0xFFFF for n in numbers] == list(range(len(sent)))
+    pictures = [vp8_descriptor(d[12:])[1] for d in sent]  # type: ignore[index]
+    assert pictures == [p for p in range(7000, 7007) for _ in range(2)]
+    assert [d[12 + 5] >> 6 for d in sent[8:]] == [0] * 6  # the base layer only
+    assert [d[12 + 4] for d in sent] == [50] * 8 + [51, 51, 52, 52, 53, 53]  # TL0PICIDX as is
+
+    # A NACK for the fourth packet (sent before anything was skipped): that packet, as it was.
+    before = len(sent)
+    slot._on_nack(numbers[3])
+    assert sent[before:] == [sent[3]]
+    # And one for the last (after eighteen skipped): that one.
+    slot._on_nack(numbers[-1])
+    assert sent[before + 1 :] == [sent[before - 1]]
+
+    slot.keep_temporal(None)  # all layers again: every frame, numbering still one stream
+    payload = vp8(7016, 54, 2, start=True)
+    slot.forward(ForwardedPacket(sequence, 48000, 1, 96, payload, None, None, False, 0,
+                                 vp8_descriptor(payload), vp8_temporal_id(payload)))  # fmt: skip
+    assert int.from_bytes(sent[-1][2:4], "big") == (numbers[-1] + 1) & 0xFFFF
+    assert vp8_descriptor(sent[-1][12:])[1] == 7007  # type: ignore[index]

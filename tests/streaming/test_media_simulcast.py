@@ -8,7 +8,15 @@ import asyncio
 import time
 
 import pytest
-from media_clients import Conference, SimulcastPublisher, Viewer, eventually, say_link, tap
+from media_clients import (
+    Conference,
+    SimulcastPublisher,
+    Viewer,
+    eventually,
+    say_link,
+    say_link_until_heard,
+    tap,
+)
 
 from streaming import forwarder
 from streaming.forwarder import PublishedTrack, ViewerSlot
@@ -165,7 +173,7 @@ async def watched_live(
     camera = camera_of(conference)
     viewer = await conference.watch("s1", "attendee")
     slot = video_slot(conference, viewer)
-    await say_link(viewer, slot, 10_000_000)
+    await say_link_until_heard(viewer, slot, 10_000_000)
     await eventually(lambda: all(layer.bitrate_bps > 0 for layer in camera.layers), 8, "layers")
     await asyncio.sleep(1.0)
     return camera, viewer, slot
@@ -286,12 +294,8 @@ async def test_layers_nobody_needs_are_paused_at_the_speaker_and_resumed_when_ne
 
         slow = await conference.watch("s1", "slow")
         slow_slot = video_slot(conference, slow)
-        for _ in range(50):  # until its connection is up and the estimate arrives
-            await say_link(slow, slow_slot, 200_000)
-            if slow_slot.layer == "q":
-                break
-            await asyncio.sleep(0.1)
-        assert slow_slot.layer == "q"
+        await say_link_until_heard(slow, slow_slot, 200_000)
+        await eventually(lambda: slow_slot.layer == "q", 3, "the slow viewer on the lowest layer")
         await eventually(lambda: told()[-1:] == [["q", "h", "f"]], 2.5, "the half layer again")
         assert slot.layer == "f"
     finally:

@@ -93,3 +93,22 @@ def test_resuming_after_the_c_fan_out_continues_from_what_it_sent() -> None:
     fresh = RtpMunger(90000)
     fresh.resume(0, 0, now=3.0, sent_any=False)  # C sent nothing: still a new stream
     assert fresh.last_seq is None
+
+
+def test_packets_skipped_leave_no_gap_and_a_nack_still_finds_its_packet() -> None:
+    """A temporal layer dropped: the source's packets not sent move the later ones back, so the
+    viewer's numbers stay consecutive, and a NACK for a number sent before or after a skip maps
+    to the source packet that was sent as it (through the 16-bit wrap)."""
+    rtp = RtpMunger(90000)
+    rtp.start(65530, 0, now=0.0)
+    viewer: dict[int, int] = {}  # viewer's number -> source's
+    for source in range(65530, 65530 + 12):
+        if source % 3 == 1:  # every third packet is skipped
+            rtp.skip()
+            continue
+        seq, ts = rtp.munge(source & 0xFFFF, 0)
+        rtp.sent(seq, ts, now=0.0)
+        viewer[seq] = source & 0xFFFF
+    numbers = list(viewer)
+    assert [(n - numbers[0]) & 0xFFFF for n in numbers] == list(range(len(numbers)))
+    assert all(rtp.source_sequence_number(n) == s for n, s in viewer.items())
