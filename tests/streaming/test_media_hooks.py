@@ -128,20 +128,19 @@ class FakeTrack:
         return None
 
 
-def packet(seq: int, ts: int, keyframe: bool = False) -> ForwardedPacket:
-    return ForwardedPacket(seq, ts, 1, 96, b"\x10\x00", None, None, keyframe, 0)
-
-
-def test_a_slot_keeps_numbering_continuous_when_its_source_switches(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    sent: list[bytes] = []
+def stand_in_slot(
+    monkeypatch: pytest.MonkeyPatch, sent: list[bytes], *, mid_extension: bool
+) -> tuple[ViewerSlot, Any]:
+    """A video slot reserved for a speaker's camera over a stand-in sender, its packets going to
+    `sent` (payload type 120, SSRC 0x11223344, mid "3" in an extension if `mid_extension`)."""
     monkeypatch.setattr(aiortc_hooks, "sendable", lambda sender: True)
     monkeypatch.setattr(
         aiortc_hooks.RtpOutput, "send", lambda self, data: sent.append(data) or True
     )
     monkeypatch.setattr(aiortc_hooks, "note_sent", lambda *args: None)
     monkeypatch.setattr(aiortc_hooks, "compatible_payload_type", lambda transceiver, codec: 120)
+    monkeypatch.setattr(aiortc_hooks, "sender_rtt", lambda sender: 0.05)
+    mid = SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1)
     transceiver = SimpleNamespace(
         kind="video",
         mid="3",
@@ -153,10 +152,22 @@ def test_a_slot_keeps_numbering_continuous_when_its_source_switches(
             _handle_rtcp_packet=no_rtcp,
             _send_rtcp=no_rtcp,
         ),
-        _headerExtensions=[SimpleNamespace(uri="urn:ietf:params:rtp-hdrext:sdes:mid", id=1)],
+        _headerExtensions=[mid] if mid_extension else [],
     )
     slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
     slot.reserve(("speaker", "camera"), "t", "s")
+    return slot, transceiver
+
+
+def packet(seq: int, ts: int, keyframe: bool = False) -> ForwardedPacket:
+    return ForwardedPacket(seq, ts, 1, 96, b"\x10\x00", None, None, keyframe, 0)
+
+
+def test_a_slot_keeps_numbering_continuous_when_its_source_switches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[bytes] = []
+    slot, transceiver = stand_in_slot(monkeypatch, sent, mid_extension=True)
     first, second = FakeTrack(), FakeTrack()
     slot.set_source(first)  # type: ignore[arg-type]
     assert first.slots == []  # not before the viewer has answered
@@ -202,28 +213,7 @@ def test_a_slot_keeping_only_the_base_temporal_layer_stays_one_stream(
     its sequence numbers or picture ids (its browser would wait for them, or drop the frames
     after), and a NACK for a packet sent before the skips still gets that packet again."""
     sent: list[bytes] = []
-    monkeypatch.setattr(aiortc_hooks, "sendable", lambda sender: True)
-    monkeypatch.setattr(
-        aiortc_hooks.RtpOutput, "send", lambda self, data: sent.append(data) or True
-    )
-    monkeypatch.setattr(aiortc_hooks, "note_sent", lambda *args: None)
-    monkeypatch.setattr(aiortc_hooks, "compatible_payload_type", lambda transceiver, codec: 120)
-    monkeypatch.setattr(aiortc_hooks, "sender_rtt", lambda sender: 0.05)
-    transceiver = SimpleNamespace(
-        kind="video",
-        mid="3",
-        direction="sendonly",
-        sender=SimpleNamespace(
-            _ssrc=0x11223344,
-            _track_id="",
-            _stream_id="",
-            _handle_rtcp_packet=no_rtcp,
-            _send_rtcp=no_rtcp,
-        ),
-        _headerExtensions=[],
-    )
-    slot = ViewerSlot(transceiver)  # type: ignore[arg-type]
-    slot.reserve(("speaker", "camera"), "t", "s")
+    slot, _ = stand_in_slot(monkeypatch, sent, mid_extension=False)
     source = FakeTrack()
     slot.set_source(source)  # type: ignore[arg-type]
     slot.mark_negotiated()
