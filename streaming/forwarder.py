@@ -84,6 +84,10 @@ NO_VP8 = (0, 0, -1, 0)  # what the C fan-out is given for a packet with no VP8 p
 FIRST_REPORTS_S = 3.0
 PROBE_COPIES_S = 0.5  # a probe sends copies of the packets of this last while
 PROBE_COPIES_MAX = 16
+# About this share of a layer's rate is its base temporal layer (every fourth frame, each a
+# reference for those between): what a fast step down keeps sending until the lower layer's
+# keyframe, if the viewer's estimate carries it.
+BASE_TEMPORAL_SHARE = 0.5
 # A simulcast layer nobody has needed this long is paused at the publisher (dynacast).
 DYNACAST_PAUSE_AFTER_S = 5.0
 
@@ -1189,13 +1193,14 @@ class ViewerSlot:
         elif (
             self.link.congested(now)
             and source.layers.index(target) < source.layers.index(source)
-            and not source.temporal
+            and not self._base_fits(source, now)
         ):
             # Down from a link that is losing packets or queueing them, and the current layer
-            # has no temporal layers to shed: stop sending it now. What it would add until the
-            # target's keyframe only lengthens the queue that keyframe must pass, and is lost
-            # at its tail (at 600 kbit/s the full layer's last second cost the quarter layer's
-            # first keyframe).
+            # has no temporal layers to shed, or its base one would not fit either: stop
+            # sending it now. What it would add until the target's keyframe only lengthens the
+            # queue that keyframe must pass, and is lost at its tail (at 600 kbit/s the full
+            # layer's last second cost the quarter layer's first keyframe; at 300 kbit/s the
+            # full layer's base temporal layer held a new viewer's first picture back 4 s).
             self._move_to(target)
         else:
             if self.link.congested(now) and source.layers.index(target) < source.layers.index(
@@ -1209,6 +1214,15 @@ class ViewerSlot:
                 self._switch_to.forget_switch(self)
             self._switch_to = target
             target.await_keyframe(self)
+
+    def _base_fits(self, source: PublishedTrack, now: float) -> bool:
+        """Whether `source`'s base temporal layer (about `BASE_TEMPORAL_SHARE` of its rate)
+        fits the viewer's estimate (False: it comes in no temporal layers, or the estimate is
+        still climbing from its start, and says too little about the link to lean on)."""
+        estimate = self.link.estimate(now)
+        if not source.temporal or estimate is None or not self.link.settled:
+            return False
+        return source.rate_bps(now) * BASE_TEMPORAL_SHARE <= estimate - self._taken(now)
 
     def _maybe_probe(self, source: PublishedTrack, now: float) -> None:
         """Pad the viewer's stream up to what the next layer up needs, if its estimate does not
