@@ -13,8 +13,8 @@ sender does beside its delay-based estimate:
   so the viewer steps down within half a second of its first losses, without waiting for its
   browser. (GCC's loss-based rule, sent x (1 - loss / 2), is for a sender that adjusts its rate
   by small steps every feedback; a viewer's step is a whole layer.)
-* **round trips**: each receiver report gives a round trip; one still growing and
-  `CONGESTED_DELAY_S` over the least of the last `ROUND_TRIP_WINDOW_S` means a queue is filling
+* **round trips**: each receiver report gives a round trip; two in a row still growing and
+  `CONGESTED_DELAY_S` over the least of the last `ROUND_TRIP_WINDOW_S` mean a queue is filling
   on the way: the link is congested even before it loses anything, and carries less than is
   sent (the estimate is capped at `DELAY_CAP_SHARE` of it). This is what moves a new viewer off
   the top layer in its first second, before its browser has said anything (the server sends
@@ -97,6 +97,7 @@ class ViewerLink:
         "_remb_peak",
         "_round_trips",
         "_last_round_trip",
+        "_queue_seen",
         "congested_at",
         "counts",
         "loss_cap_bps",
@@ -124,6 +125,7 @@ class ViewerLink:
         self._failures = 0
         self._round_trips: deque[tuple[float, float]] = deque()  # (when, round trip)
         self._last_round_trip = 0.0
+        self._queue_seen = False  # the last round trip was a queue's (over and growing)
         self.counts = ProbeCounts()
 
     # -- what the viewer says -------------------------------------------------------------------
@@ -155,7 +157,11 @@ class ViewerLink:
         growing, self._last_round_trip = seconds > self._last_round_trip + 0.01, seconds
         if self.probe_until is not None and seconds > least + PROBE_DELAY_S:
             self._probe_failed(now)
-        if growing and seconds > least + CONGESTED_DELAY_S and now >= self._quiet_until:
+        # Two in a row: one alone may be the server's own loop held up (every viewer's round
+        # trip then grows at once, and none of their links is full).
+        queue, seen = growing and seconds > least + CONGESTED_DELAY_S, self._queue_seen
+        self._queue_seen = queue
+        if queue and seen and now >= self._quiet_until:
             self._congested(now, cap=sent_bps * DELAY_CAP_SHARE if sent_bps > 0 else None)
             return True
         return False

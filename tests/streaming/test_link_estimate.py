@@ -34,14 +34,17 @@ def test_losses_cap_the_estimate_at_what_arrived_for_a_while() -> None:
     assert link.estimate(2.0 + CONGESTION_HOLD_S) == 2_000_000  # the browser's again
 
 
-def test_a_growing_round_trip_is_a_queue_filling_but_the_same_one_twice_is_not() -> None:
+def test_round_trips_growing_twice_are_a_queue_filling_but_one_alone_is_not() -> None:
     link = ViewerLink()
     link.remb(2_000_000, 0.0)
     for n in range(5):
         assert not link.round_trip(0.02, n * 0.2, sent_bps=1_000_000)
     assert not link.round_trip(0.1, 1.0, sent_bps=1_000_000)  # under the threshold
-    assert link.round_trip(0.3, 1.2, sent_bps=1_000_000)  # 280 ms over the least, and growing
-    assert link.estimate(1.2) == 1_000_000 * DELAY_CAP_SHARE
+    assert not link.round_trip(0.3, 1.2, sent_bps=1_000_000)  # once: the server's loop, maybe
+    assert not link.round_trip(0.02, 1.4, sent_bps=1_000_000)  # so it was
+    assert not link.round_trip(0.2, 1.6, sent_bps=1_000_000)  # 180 ms over the least...
+    assert link.round_trip(0.3, 1.8, sent_bps=1_000_000)  # ... and still growing: a queue
+    assert link.estimate(1.8) == 1_000_000 * DELAY_CAP_SHARE
     # Reports naming the same Sender Report give the same round trip: the queue is not growing.
     assert not link.round_trip(0.3, 5.0, sent_bps=700_000)
     assert link.estimate(5.0) == 2_000_000
