@@ -35,6 +35,7 @@ services:
 	.ci/services
 
 # The browser tests drive Debian's Chromium (through Playwright) and Firefox ESR (through Marionette);
-# tests/app/test_nginx.py runs Debian's nginx in front of Dais (docs/nginx.conf).
+# tests/app/test_nginx.py runs Debian's nginx in front of Dais (docs/nginx.conf);
+# tests/browser/test_slow_links.py caps an attendee's link with iproute2's ip and tc.
 browsers:
-	@test -x /usr/bin/chromium -a -x /usr/bin/firefox-esr -a -x /usr/sbin/nginx || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium firefox-esr nginx)
+	@test -x /usr/bin/chromium -a -x /usr/bin/firefox-esr -a -x /usr/sbin/nginx -a -x /usr/sbin/tc || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium firefox-esr nginx iproute2)
