@@ -112,7 +112,8 @@ class ViewerLink:
         self.remb_bps: int | None = None
         # Whether the browser's estimate has ever fallen. Until then it is still climbing from
         # where it started (libwebrtc's starts low and grows by about 8% a second), and says
-        # nothing against what the viewer receives: only losses or a queue move it down.
+        # little against what the viewer receives: a layer is kept unless it is a third over
+        # the estimate (streaming/simulcast.py), or losses or a queue show.
         self.settled = False
         self._remb_peak = 0  # the browser's highest estimate since the link was last congested
         self.loss_cap_bps: float | None = None
