@@ -93,14 +93,6 @@ async def test_a_speaker_goes_live_from_the_console_and_attendees_see_the_video_
         "data-layer", "3/3", timeout=15_000
     )
     await expect(attendee.locator('[data-slot="reduced-quality"]')).to_have_count(0)
-    # Nobody watches the half layer: the server tells the speaker's page, which pauses it
-    # (dynacast); the lowest (where any viewer falls) and the top (recorded) go on.
-    await expect(speaker.locator('[data-slot="publish-state"]')).to_have_attribute(
-        "data-camera-layers", "q f", timeout=15_000
-    )
-    await expect(attendee.locator(".stage-tiles figure")).to_have_attribute("data-layer", "2/2")
-    width, before, after = await frames_rise(attendee, video)
-    assert width == 1280 and after > before + 10, (width, before, after)
 
     await attendee.wait_for_timeout(300)
     await attendee.screenshot(path=artifacts / "attendee-live-video.png")
