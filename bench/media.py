@@ -997,18 +997,23 @@ async def orchestrate(args: argparse.Namespace) -> int:
     )
     if rembs:
         print(f"subscribers send REMB ({remb}): {', '.join(map(str, rembs))} bit/s", flush=True)
-    forward = await run_phase(
-        control,
-        port,
-        ctx,
-        subscribers=args.subscribers,
-        processes=args.processes,
-        naive=False,
-        seconds=args.duration,
-        warmup=args.warmup,
-        profile=args.profile,
-        rembs=rembs,
-    )
+
+    async def forwarding() -> dict[str, Any]:
+        """One forwarding phase: the same subscribers, REMBs and window, whatever publishes."""
+        return await run_phase(
+            control,
+            port,
+            ctx,
+            subscribers=args.subscribers,
+            processes=args.processes,
+            naive=False,
+            seconds=args.duration,
+            warmup=args.warmup,
+            profile=args.profile,
+            rembs=rembs,
+        )
+
+    forward = await forwarding()
     ice_phases: dict[str, dict[str, Any]] = {}
     for mode in ("lite", "full") if args.ice == "both" else (args.ice,):
         print(
@@ -1042,18 +1047,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
             f"{args.processes} processes, {args.duration:.0f} s",
             flush=True,
         )
-        simulcast = await run_phase(
-            control,
-            port,
-            ctx,
-            subscribers=args.subscribers,
-            processes=args.processes,
-            naive=False,
-            seconds=args.duration,
-            warmup=args.warmup,
-            profile=args.profile,
-            rembs=rembs,
-        )
+        simulcast = await forwarding()
     print(f"naive MediaRelay: {args.naive} subscribers, {args.naive_duration:.0f} s", flush=True)
     ready.clear()
     publisher_commands.send("naive")
